@@ -1,0 +1,1 @@
+"""The HTTP edge: thin Flask blueprints over the protocol and the clinical core."""

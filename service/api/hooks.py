@@ -1,0 +1,233 @@
+"""The three CDS services and the one request flow they share.
+
+parse + validate → resolve data (prefetch, then fhirServer) → PatientRecord → rules → cards → log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify
+
+from service.api import body
+from service.api.errors import ApiError
+from service.api.services import REGISTRY, ServiceDeclaration, cds_service
+from service.cards import render
+from service.clinical import engine
+from service.clinical import record as records
+from service.clinical.findings import Params
+from service.clinical.orders import DraftOrder, parse_draft_orders
+from service.clinical.resources import as_dict, bundle_resources, resource_key
+from service.fhir.client import FhirClient
+from service.fhir.resolve import DataNotObtainable, ResolvedData, resolve
+from service.protocol import validation
+
+log = logging.getLogger("tdm1_cds.hooks")
+blueprint = Blueprint("hooks", __name__)
+ORDER_HOOKS = {"order-select", "order-sign"}
+
+
+@cds_service(
+    id="tdm1-order-select",
+    hook="order-select",
+    title="T-DM1 order checks (order-select)",
+    description=(
+        "Checks a newly selected trastuzumab emtansine (T-DM1, Kadcyla) order, and its look-alikes "
+        "trastuzumab and trastuzumab deruxtecan, against the KADCYLA label and the ASCO guideline: "
+        "line of therapy, fixed-duration stops, pre-dose platelets and liver tests, dose and holds."
+    ),
+)
+def order_select(request_body: dict[str, Any]) -> dict[str, Any]:
+    return _evaluate(REGISTRY["tdm1-order-select"][0], request_body)
+
+
+@cds_service(
+    id="tdm1-order-sign",
+    hook="order-sign",
+    title="T-DM1 order checks (order-sign)",
+    description=(
+        "Checks trastuzumab emtansine (T-DM1, Kadcyla) orders, and its look-alikes trastuzumab and "
+        "trastuzumab deruxtecan, before signing: line of therapy, fixed-duration stops, pre-dose "
+        "platelets and liver tests, dose and holds, per the KADCYLA label and the ASCO guideline."
+    ),
+)
+def order_sign(request_body: dict[str, Any]) -> dict[str, Any]:
+    return _evaluate(REGISTRY["tdm1-order-sign"][0], request_body)
+
+
+@cds_service(
+    id="tdm1-patient-view",
+    hook="patient-view",
+    title="T-DM1 treatment summary (patient-view)",
+    description=(
+        "For a patient on trastuzumab emtansine (T-DM1, Kadcyla): cycles given, last dose, next due, "
+        "the checks due before it, and a course stopped as if it had a fixed number of cycles."
+    ),
+)
+def patient_view(request_body: dict[str, Any]) -> dict[str, Any]:
+    return _evaluate(REGISTRY["tdm1-patient-view"][0], request_body)
+
+
+@blueprint.post("/cds-services/<service_id>")
+def call_service(service_id: str):
+    declared = REGISTRY.get(service_id)
+    if declared is None:
+        raise ApiError(404, f"Unknown CDS service {service_id!r}. Discovery is at GET /cds-services.")
+    declaration, handler = declared
+    request_body = body.read_json()
+    problems = validation.errors(request_body, validation.HOOK_REQUEST)
+    if problems:
+        raise ApiError(400, "The request is not a valid CDS Hooks 2.0.1 service request.", problems)
+    if request_body["hook"] != declaration.hook:
+        raise ApiError(
+            400, f"Service {service_id} answers the {declaration.hook} hook, not {request_body['hook']!r}."
+        )
+    problems = validation.errors(
+        request_body["context"], validation.CONTEXT_BY_HOOK[declaration.hook], prefix="context"
+    )
+    if problems:
+        raise ApiError(400, f"The {declaration.hook} context is not valid.", problems)
+    return jsonify(handler(request_body))
+
+
+def _count_resources(request_body: dict[str, Any]) -> int:
+    total = sum(1 for _ in bundle_resources(request_body["context"].get("draftOrders")))
+    for value in as_dict(request_body.get("prefetch")).values():
+        total += sum(1 for _ in bundle_resources(value))
+    return total
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
+    """A client for the request's fhirServer, if this deployment may call it."""
+    server = request_body.get("fhirServer")
+    if not server:
+        return None
+    settings = current_app.config["SETTINGS"]
+    allow = current_app.config.get("FHIR_SERVER_POLICY")
+    if allow is not None:
+        if not allow(server):
+            raise ApiError(400, "fhirServer is not allowed for this client.")
+    elif settings.dev and not is_loopback(server):
+        # The public sandbox sends its own server with complete prefetch: use the prefetch, call nobody.
+        log.info("fhirServer ignored in dev mode (not loopback)")
+        return None
+    token = as_dict(request_body.get("fhirAuthorization")).get("access_token")
+    return FhirClient(
+        server, token, session=current_app.config["HTTP_SESSION"], max_pages=settings.fetch_max_pages
+    )
+
+
+def _quick_silence(request_body: dict[str, Any], orders: list[DraftOrder]) -> bool:
+    """An order hook with no T-DM1 or look-alike in it needs no data at all: answer at once."""
+    if any(o.is_lookalike for o in orders):
+        return False
+    unresolved = records.unresolved_medication_ids([o.resource for o in orders], {})
+    return not unresolved
+
+
+def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> dict[str, Any]:
+    started = time.monotonic()
+    settings = current_app.config["SETTINGS"]
+    terminology = current_app.config["TERMINOLOGY"]
+    context = request_body["context"]
+    patient_id = str(context["patientId"])
+    now = datetime.now(UTC)
+    if _count_resources(request_body) > settings.max_resources:
+        raise ApiError(400, f"More than {settings.max_resources} resources in one request.")
+    hook = declaration.hook
+    prefetched = as_dict(request_body.get("prefetch"))
+    draft_bundle = context.get("draftOrders")
+    selections = context.get("selections") if hook == "order-select" else None
+    prefetched_medications = {
+        f"Medication/{r.get('id')}": r
+        for value in prefetched.values()
+        for r in bundle_resources(value)
+        if r.get("resourceType") == "Medication"
+    }
+    orders = (
+        parse_draft_orders(draft_bundle, selections, terminology, prefetched_medications)
+        if hook in ORDER_HOOKS
+        else []
+    )
+    if hook in ORDER_HOOKS and _quick_silence(request_body, orders):
+        _log_call(declaration, request_body, started, cards=[], data=None)
+        return {"cards": []}
+
+    client = _fhir_client(request_body)
+    try:
+        data = resolve(
+            context,
+            prefetched,
+            client,
+            deadline_seconds=settings.fetch_deadline_seconds,
+            workers=settings.fetch_workers,
+            draft_resources=[o.resource for o in orders],
+        )
+    except DataNotObtainable as exc:
+        raise ApiError(412, f"Data needed and not obtainable: {exc}.") from None
+
+    draft_keys = {o.reference for o in orders if o.reference}
+    history = [r for r in data.resources if resource_key(r) not in draft_keys]
+    record = records.build(patient_id, history, terminology, frozenset(data.available))
+    params: Params = current_app.config["PARAMS"]
+    if hook in ORDER_HOOKS:
+        orders = parse_draft_orders(draft_bundle, selections, terminology, record.medications)
+        findings = engine.evaluate_orders(hook, record, orders, now, params, notes=data.notes)  # type: ignore[arg-type]
+    else:
+        findings = engine.evaluate_patient_view(record, now, params, notes=data.notes)
+    cards = [render(f, current_app.config["CARD_CONTENT"], params.knowledge) for f in findings]
+    _record_cards(declaration, patient_id, request_body["hookInstance"], cards)
+    _log_call(declaration, request_body, started, cards=cards, data=data)
+    return {"cards": cards}
+
+
+def _record_cards(
+    declaration: ServiceDeclaration, patient_id: str, hook_instance: str, cards: list[dict]
+) -> None:
+    if not cards:
+        return
+    try:
+        current_app.config["STORE"].log_cards(
+            declaration.id, declaration.hook, patient_id, hook_instance, cards
+        )
+    except Exception as exc:  # the EHR still gets its cards; the gap is visible in the log
+        log.error("card log write failed", extra={"error": type(exc).__name__, "service": declaration.id})
+
+
+def _log_call(
+    declaration: ServiceDeclaration,
+    request_body: dict[str, Any],
+    started: float,
+    *,
+    cards: list[dict[str, Any]],
+    data: ResolvedData | None,
+) -> None:
+    store = current_app.config["STORE"]
+    log.info(
+        "hook call",
+        extra={
+            "service": declaration.id,
+            "hook_instance_hash": store.keyed_hash(str(request_body["hookInstance"]))[:16],
+            "patient_hash": store.keyed_hash(str(request_body["context"]["patientId"]))[:16],
+            "cards": [c["source"]["topic"]["code"] for c in cards],
+            "prefetched": data.prefetched_keys if data else [],
+            "fetched": data.fetched_keys if data else [],
+            "fetch_failures": sorted(data.failures) if data else [],
+            "ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )

@@ -1,0 +1,62 @@
+"""create_app(settings) → the Flask app. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from flask import Flask
+
+from service import cards as card_content
+from service import logs
+from service.api import cors, discovery, errors, feedback, health, hooks
+from service.clinical import knowledge, terminology
+from service.clinical.findings import Params
+from service.settings import Settings, SettingsError, from_env
+from service.store import Store
+
+
+def params_from(settings: Settings) -> Params:
+    return Params(
+        knowledge=knowledge.default(),
+        terminology=terminology.default(),
+        lab_window=timedelta(days=settings.lab_window_days),
+        weight_stale=timedelta(days=settings.weight_stale_days),
+        lvef_interval=timedelta(days=settings.lvef_interval_days),
+        dose_tolerance=settings.dose_tolerance,
+    )
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    settings = settings or from_env()
+    if not settings.dev and not settings.issuers_file:
+        raise SettingsError(
+            "Production authentication is not configured: set TDM1_CDS_ISSUERS to the trusted-issuers "
+            "file, or run with --dev (TDM1_CDS_DEV=1) on loopback for development."
+        )
+    logs.configure(settings.log_level)
+    app = Flask("tdm1_cds")
+    app.config.update(
+        SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        PARAMS=params_from(settings),
+        TERMINOLOGY=terminology.default(),
+        CARD_CONTENT=card_content.load(Path(settings.cards_dir)),
+        STORE=store or Store(settings.database_url, settings.hash_key),
+        HTTP_SESSION=_http_session(),
+        FHIR_SERVER_POLICY=None,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    errors.register(app)
+    cors.register(app)
+    for blueprint in (discovery.blueprint, hooks.blueprint, feedback.blueprint, health.blueprint):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _http_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxy or netrc from the environment: we talk to the fhirServer only
+    return session

@@ -1,0 +1,192 @@
+"""Draft orders from the hook context: which product, what dose, what planned end.
+
+Tolerant of what real clients send: a draftOrders Bundle without Bundle.type, orders without
+intent, re-signed orders whose status is not draft, medicationReference to a contained or
+prefetched Medication.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from service.clinical.record import Dose, medication_family, request_dose
+from service.clinical.resources import (
+    as_dict,
+    as_list,
+    as_number,
+    as_str,
+    bundle_resources,
+    codings,
+    parse_datetime,
+    period_bounds,
+    resource_key,
+)
+from service.clinical.terminology import LOOKALIKES, Terminology
+
+MEDICATION_ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder"})
+# "x 6 cycles", "× 6 cycles", "for 6 cycles", "6 cycles", "6 doses"
+_CYCLES_TEXT = re.compile(
+    r"(?:[x×]\s*|for\s+)?(\d{1,3})\s*(?:cycles?|courses?|doses?|infusions?)\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class PlannedEnd:
+    """Why an order has an end: the element path and a human description."""
+
+    path: str
+    description: str
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    resource: dict[str, Any]
+    reference: str  # "MedicationRequest/abc"; empty if the order carries no id
+    family: str | None
+    dose: Dose | None
+    planned_ends: tuple[PlannedEnd, ...]
+    start: datetime | None
+    selected: bool
+
+    @property
+    def resource_type(self) -> str:
+        return str(self.resource.get("resourceType", ""))
+
+    @property
+    def is_lookalike(self) -> bool:
+        return self.family in LOOKALIKES
+
+
+def planned_ends(resource: dict[str, Any]) -> tuple[PlannedEnd, ...]:
+    ends: list[PlannedEnd] = []
+    for index, instruction in enumerate(as_list(resource.get("dosageInstruction"))):
+        instruction = as_dict(instruction)
+        repeat = as_dict(as_dict(instruction.get("timing")).get("repeat"))
+        base = f"dosageInstruction[{index}].timing.repeat"
+        for element in ("count", "countMax"):
+            count = as_number(repeat.get(element))
+            if count is not None:
+                ends.append(PlannedEnd(f"{base}.{element}", f"{element} = {count:g} doses"))
+        if as_dict(repeat.get("boundsDuration")):
+            duration = as_dict(repeat["boundsDuration"])
+            ends.append(
+                PlannedEnd(
+                    f"{base}.boundsDuration",
+                    f"bounded to {duration.get('value')} {duration.get('unit') or duration.get('code') or ''}".strip(),
+                )
+            )
+        if as_dict(repeat.get("boundsRange")):
+            ends.append(PlannedEnd(f"{base}.boundsRange", "bounded by a range"))
+        _start, end = period_bounds(repeat.get("boundsPeriod"))
+        if end:
+            ends.append(PlannedEnd(f"{base}.boundsPeriod.end", f"ends {end.date().isoformat()}"))
+        for text_element in ("text", "patientInstruction"):
+            match = _CYCLES_TEXT.search(as_str(instruction.get(text_element)) or "")
+            if match:
+                ends.append(
+                    PlannedEnd(
+                        f"dosageInstruction[{index}].{text_element}", f'"{match.group(0)}" in the text'
+                    )
+                )
+    for index, note in enumerate(as_list(resource.get("note"))):
+        match = _CYCLES_TEXT.search(as_str(as_dict(note).get("text")) or "")
+        if match:
+            ends.append(PlannedEnd(f"note[{index}].text", f'"{match.group(0)}" in the note'))
+    return tuple(ends)
+
+
+def without_planned_end(resource: dict[str, Any]) -> dict[str, Any]:
+    """The same order, continuing until progression or toxicity: structured ends removed.
+
+    Free-text cycle counts are removed from dosage text too; a note that carries one is dropped.
+    """
+    updated = dict(resource)
+    instructions = []
+    for instruction in as_list(resource.get("dosageInstruction")):
+        instruction = dict(as_dict(instruction))
+        timing = dict(as_dict(instruction.get("timing")))
+        repeat = dict(as_dict(timing.get("repeat")))
+        for element in ("count", "countMax", "boundsDuration", "boundsRange"):
+            repeat.pop(element, None)
+        if "boundsPeriod" in repeat:
+            period = {k: v for k, v in as_dict(repeat["boundsPeriod"]).items() if k != "end"}
+            if period:
+                repeat["boundsPeriod"] = period
+            else:
+                repeat.pop("boundsPeriod")
+        if repeat:
+            timing["repeat"] = repeat
+        else:
+            timing.pop("repeat", None)
+        if timing:
+            instruction["timing"] = timing
+        for text_element in ("text", "patientInstruction"):
+            text = as_str(instruction.get(text_element))
+            if text and _CYCLES_TEXT.search(text):
+                cleaned = _CYCLES_TEXT.sub("until progression or unacceptable toxicity", text)
+                instruction[text_element] = cleaned
+        instructions.append(instruction)
+    if instructions:
+        updated["dosageInstruction"] = instructions
+    notes = [
+        n
+        for n in as_list(resource.get("note"))
+        if not _CYCLES_TEXT.search(as_str(as_dict(n).get("text")) or "")
+    ]
+    if notes:
+        updated["note"] = notes
+    else:
+        updated.pop("note", None)
+    return updated
+
+
+def order_start(resource: dict[str, Any]) -> datetime | None:
+    for instruction in as_list(resource.get("dosageInstruction")):
+        repeat = as_dict(as_dict(as_dict(instruction).get("timing")).get("repeat"))
+        start, _end = period_bounds(repeat.get("boundsPeriod"))
+        if start:
+            return start
+    return parse_datetime(resource.get("authoredOn"))
+
+
+def parse_draft_orders(
+    draft_orders: Any,
+    selections: list[str] | None,
+    terminology: Terminology,
+    medications: dict[str, dict[str, Any]],
+) -> list[DraftOrder]:
+    selected = set(selections or [])
+    orders = []
+    for resource in bundle_resources(draft_orders):
+        key = resource_key(resource) or ""
+        family = None
+        dose = None
+        ends: tuple[PlannedEnd, ...] = ()
+        if resource.get("resourceType") in MEDICATION_ORDER_TYPES:
+            family = medication_family(resource, terminology, medications)
+            dose = request_dose(resource)
+            ends = planned_ends(resource)
+        orders.append(
+            DraftOrder(
+                resource=resource,
+                reference=key,
+                family=family,
+                dose=dose,
+                planned_ends=ends,
+                start=order_start(resource),
+                selected=not selected or key in selected,
+            )
+        )
+    return orders
+
+
+def ordered_lab_codes(orders: list[DraftOrder]) -> set[str]:
+    """LOINC codes of lab orders already in the session: a suggested lab there must not re-fire."""
+    codes: set[str] = set()
+    for order in orders:
+        if order.resource_type == "ServiceRequest" and order.resource.get("status") != "revoked":
+            codes |= {code for _system, code in codings(order.resource.get("code"))}
+    return codes

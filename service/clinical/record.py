@@ -1,0 +1,486 @@
+"""PatientRecord: the normalised facts the rules read, built from FHIR resources. Pure, no I/O.
+
+What it derives:
+- the setting: metastatic (a metastatic condition, mCODE SecondaryCancerCondition codes) or early
+  (breast cancer without metastatic evidence, or curative-intent T-DM1), else unknown;
+- HER2 status from tissue tests or a HER2-coded breast cancer condition;
+- the dated timeline of HER2-directed and taxane therapy from MedicationRequest,
+  MedicationAdministration and MedicationStatement;
+- progression events (LOINC 97509-4 = SNOMED 271299001);
+- labs, weight and LVEF with UCUM-normalised values and their ULN from referenceRange.high.
+Entered-in-error, cancelled and preliminary results are dropped; results that are present but
+unreadable are kept with the reason, so a rule can say so instead of firing on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from service.clinical import units
+from service.clinical.resources import (
+    as_dict,
+    as_list,
+    as_number,
+    as_str,
+    codings,
+    concept_text,
+    effective_time,
+    extension_values,
+    parse_datetime,
+    period_bounds,
+    reference_parts,
+    resource_key,
+)
+from service.clinical.terminology import TDM1, Terminology
+
+Setting = Literal["metastatic", "early", "unknown"]
+Her2 = Literal["positive", "negative", "unknown"]
+
+# Data categories: what a rule needs, and what a hook call managed to read.
+PATIENT = "patient"
+CONDITIONS = "conditions"
+OBSERVATIONS = "observations"
+MEDICATION_REQUESTS = "medication-requests"
+MEDICATION_ADMINISTRATIONS = "medication-administrations"
+MEDICATION_STATEMENTS = "medication-statements"
+MEDICATION_HISTORY = frozenset({MEDICATION_REQUESTS, MEDICATION_ADMINISTRATIONS, MEDICATION_STATEMENTS})
+ALL_CATEGORIES = frozenset({PATIENT, CONDITIONS, OBSERVATIONS}) | MEDICATION_HISTORY
+
+VALID_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
+INACTIVE_CONDITION_STATUSES = frozenset({"inactive", "resolved", "remission"})
+EXCLUDED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
+EXCLUDED_REQUEST_STATUSES = frozenset({"entered-in-error", "cancelled", "draft"})
+GIVEN_ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress"})
+EXCLUDED_STATEMENT_STATUSES = frozenset({"entered-in-error", "not-taken", "intended"})
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+HER2_POSITIVE_TEXT = ("positive", "amplified", "3+")
+HER2_NEGATIVE_TEXT = ("negative", "not amplified", "non-amplified", "1+")
+HER2_NEGATIVE_SCORES = frozenset({"0", "ihc 0"})
+
+
+@dataclass(frozen=True)
+class Dose:
+    value: float
+    unit: str  # "mg/kg" or "mg"
+
+    def mg_per_kg(self, weight_kg: float | None) -> float | None:
+        if self.unit == "mg/kg":
+            return self.value
+        if weight_kg:
+            return self.value / weight_kg
+        return None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One Observation of a kind the rules read (platelets, alt, ast, bilirubin, weight, lvef)."""
+
+    kind: str
+    when: datetime
+    resource_id: str
+    value: float | None = None  # platelets /mm3, weight kg, lvef %, liver tests in `unit`
+    unit: str = ""
+    uln: float | None = None  # same unit as value
+    problem: str = ""  # why the value cannot be used; empty when readable
+
+    @property
+    def readable(self) -> bool:
+        return self.value is not None and not self.problem
+
+    @property
+    def times_uln(self) -> float | None:
+        return None if self.value is None or not self.uln else self.value / self.uln
+
+
+@dataclass(frozen=True)
+class TherapyEvent:
+    family: str
+    kind: Literal["request", "administration", "statement"]
+    resource_id: str
+    status: str
+    start: datetime | None
+    end: datetime | None
+    dose: Dose | None = None
+    intents: frozenset[str] = frozenset()
+    status_reasons: frozenset[str] = frozenset()
+
+    @property
+    def is_dose_given(self) -> bool:
+        return self.kind == "administration" and self.status in GIVEN_ADMINISTRATION_STATUSES
+
+    @property
+    def last_date(self) -> datetime | None:
+        return self.end or self.start
+
+
+@dataclass(frozen=True)
+class ConditionFact:
+    resource_id: str
+    codes: tuple[tuple[str, str], ...]
+    text: str
+    onset: datetime | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient_id: str
+    setting: Setting
+    metastatic_since: datetime | None
+    her2: Her2
+    her2_evidence: str
+    conditions: tuple[ConditionFact, ...]
+    therapy: tuple[TherapyEvent, ...]
+    progression: tuple[datetime, ...]
+    results: dict[str, tuple[Result, ...]]  # newest first
+    available: frozenset[str]
+    medications: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def results_of(self, kind: str) -> tuple[Result, ...]:
+        return self.results.get(kind, ())
+
+    def latest(
+        self, kind: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Result | None:
+        """Newest readable result of a kind within [since, until]."""
+        for result in self.results_of(kind):
+            if until and result.when > until:
+                continue
+            if since and result.when < since:
+                return None
+            if result.readable:
+                return result
+        return None
+
+    def unreadable_in(self, kind: str, since: datetime, until: datetime) -> tuple[Result, ...]:
+        return tuple(r for r in self.results_of(kind) if since <= r.when <= until and not r.readable)
+
+    def events(self, *families: str) -> tuple[TherapyEvent, ...]:
+        return tuple(e for e in self.therapy if not families or e.family in families)
+
+    def doses_given(self, family: str = TDM1) -> tuple[TherapyEvent, ...]:
+        return tuple(e for e in self.events(family) if e.is_dose_given and e.start)
+
+    def has_condition(self, terminology: Terminology, value_set: str, *, active_only: bool = True) -> bool:
+        return any(
+            terminology.in_condition_set(value_set, c.codes, c.text)
+            for c in self.conditions
+            if c.active or not active_only
+        )
+
+    def first_tdm1_date(self) -> datetime | None:
+        dates = [
+            e.start for e in self.events(TDM1) if e.start and (e.is_dose_given or e.kind != "administration")
+        ]
+        return min(dates) if dates else None
+
+
+# --- building -------------------------------------------------------------------------------------
+
+
+def _dose(quantity: Any) -> Dose | None:
+    quantity = as_dict(quantity)
+    value = as_number(quantity.get("value"))
+    if value is None or value <= 0:
+        return None
+    key = units.unit_key(quantity)
+    if key in {"mg/kg", "mg/kg/dose", "mg/kg[bw]"}:
+        return Dose(value, "mg/kg")
+    if key == "mg":
+        return Dose(value, "mg")
+    if key == "g":
+        return Dose(value * 1000, "mg")
+    return None
+
+
+def request_dose(resource: dict[str, Any]) -> Dose | None:
+    for instruction in as_list(resource.get("dosageInstruction")):
+        for dose_and_rate in as_list(as_dict(instruction).get("doseAndRate")):
+            dose = _dose(as_dict(dose_and_rate).get("doseQuantity"))
+            if dose:
+                return dose
+    return None
+
+
+def medication_concept(resource: dict[str, Any], medications: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """medicationCodeableConcept, or the code of a contained or referenced Medication."""
+    concept = as_dict(resource.get("medicationCodeableConcept"))
+    if concept:
+        return concept
+    rtype, rid = reference_parts(resource.get("medicationReference"))
+    if rtype == "#":
+        for contained in as_list(resource.get("contained")):
+            contained = as_dict(contained)
+            if contained.get("resourceType") == "Medication" and contained.get("id") == rid:
+                return as_dict(contained.get("code"))
+    elif rid:
+        medication = medications.get(f"Medication/{rid}")
+        if medication:
+            return as_dict(medication.get("code"))
+    display = as_str(as_dict(resource.get("medicationReference")).get("display"))
+    return {"text": display} if display else {}
+
+
+def medication_family(
+    resource: dict[str, Any], terminology: Terminology, medications: dict[str, dict[str, Any]]
+) -> str | None:
+    concept = medication_concept(resource, medications)
+    return terminology.drug_family(codings(concept), concept_text(concept))
+
+
+def unresolved_medication_ids(resources: Iterable[dict[str, Any]], medications: dict[str, Any]) -> set[str]:
+    """Medication ids referenced but neither contained nor at hand: the ones worth fetching."""
+    wanted = set()
+    for resource in resources:
+        if resource.get("medicationCodeableConcept"):
+            continue
+        rtype, rid = reference_parts(resource.get("medicationReference"))
+        if rid and rtype not in ("#", None) and f"Medication/{rid}" not in medications:
+            wanted.add(rid)
+    return wanted
+
+
+def _intents(resource: dict[str, Any]) -> frozenset[str]:
+    codes = {code for v in extension_values(resource, "mcode-treatment-intent") for _s, code in codings(v)}
+    for category in as_list(resource.get("category")):
+        codes |= {code for _s, code in codings(category)}
+    return frozenset(codes)
+
+
+def _status_reasons(resource: dict[str, Any]) -> frozenset[str]:
+    reasons = resource.get("statusReason")
+    return frozenset(code for concept in as_list(reasons) for _s, code in codings(concept))
+
+
+def _therapy_event(
+    resource: dict[str, Any], terminology: Terminology, medications: dict[str, dict[str, Any]]
+) -> TherapyEvent | None:
+    rtype = resource.get("resourceType")
+    status = as_str(resource.get("status")) or "unknown"
+    family = medication_family(resource, terminology, medications)
+    if family is None:
+        return None
+    rid = resource_key(resource) or ""
+    common = {
+        "family": family,
+        "resource_id": rid,
+        "status": status,
+        "intents": _intents(resource),
+        "status_reasons": _status_reasons(resource),
+    }
+    if rtype == "MedicationRequest":
+        if status in EXCLUDED_REQUEST_STATUSES:
+            return None
+        start, end = None, None
+        for instruction in as_list(resource.get("dosageInstruction")):
+            repeat = as_dict(as_dict(as_dict(instruction).get("timing")).get("repeat"))
+            start, end = period_bounds(repeat.get("boundsPeriod"))
+            if start or end:
+                break
+        start = start or parse_datetime(resource.get("authoredOn"))
+        return TherapyEvent(kind="request", start=start, end=end, dose=request_dose(resource), **common)
+    if rtype == "MedicationAdministration":
+        if status == "entered-in-error" or status == "not-done":
+            return None
+        start, end = effective_time(resource)
+        dose = _dose(as_dict(resource.get("dosage")).get("dose"))
+        return TherapyEvent(kind="administration", start=start, end=end, dose=dose, **common)
+    if rtype == "MedicationStatement":
+        if status in EXCLUDED_STATEMENT_STATUSES:
+            return None
+        start, end = effective_time(resource)
+        if start == end and status in {"active", "on-hold"}:
+            end = None
+        return TherapyEvent(kind="statement", start=start, end=end, **common)
+    return None
+
+
+def _observation_result(resource: dict[str, Any], kind: str) -> Result | None:
+    when, _end = effective_time(resource)
+    when = when or parse_datetime(resource.get("issued"))
+    rid = resource_key(resource) or ""
+    if when is None:
+        return None  # an undated result cannot be placed before or after a dose
+    quantity = as_dict(resource.get("valueQuantity"))
+    if not quantity:
+        return Result(kind=kind, when=when, resource_id=rid, problem="no numeric value")
+    if kind == "platelets":
+        value = units.platelets_per_mm3(quantity)
+        return Result(
+            kind, when, rid, value, "/mm3", problem="" if value is not None else _unit_problem(quantity)
+        )
+    if kind == "weight":
+        value = units.weight_kg(quantity)
+        return Result(
+            kind, when, rid, value, "kg", problem="" if value is not None else _unit_problem(quantity)
+        )
+    if kind == "lvef":
+        value = units.percent(quantity)
+        return Result(
+            kind, when, rid, value, "%", problem="" if value is not None else _unit_problem(quantity)
+        )
+    measured = units.comparable(kind, quantity)
+    if measured is None:
+        return Result(kind=kind, when=when, resource_id=rid, problem=_unit_problem(quantity))
+    value, unit = measured
+    return Result(kind, when, rid, value, unit, uln=_uln(resource, kind, quantity))
+
+
+def _unit_problem(quantity: dict[str, Any]) -> str:
+    unit = as_str(quantity.get("code")) or as_str(quantity.get("unit"))
+    return f"unit {unit!r} not recognised" if unit else "no unit"
+
+
+def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> float | None:
+    for reference_range in as_list(resource.get("referenceRange")):
+        high = as_dict(as_dict(reference_range).get("high"))
+        if as_number(high.get("value")) is None:
+            continue
+        # A range stated without a unit is in the result's unit: that is how labs print it.
+        if not (high.get("code") or high.get("unit")):
+            high = {**high, "code": quantity.get("code"), "unit": quantity.get("unit")}
+        measured = units.comparable(kind, high)
+        if measured and measured[0] > 0:
+            return measured[0]
+    return None
+
+
+def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
+    concept = as_dict(resource.get("valueCodeableConcept"))
+    pairs = codings(concept) + [p for i in as_list(resource.get("interpretation")) for p in codings(i)]
+    if terminology.has_qualifier("positive", pairs) or any(code == "POS" for _s, code in pairs):
+        return "positive"
+    if terminology.has_qualifier("negative", pairs) or any(code == "NEG" for _s, code in pairs):
+        return "negative"
+    text = (concept_text(concept) + " " + (as_str(resource.get("valueString")) or "")).strip().lower()
+    # Negative phrases first: "not amplified" contains "amplified".
+    if any(phrase in text for phrase in ("equivocal", "2+")):
+        return "unknown"
+    if any(phrase in text for phrase in HER2_NEGATIVE_TEXT) or text in HER2_NEGATIVE_SCORES:
+        return "negative"
+    if any(phrase in text for phrase in HER2_POSITIVE_TEXT):
+        return "positive"
+    return "unknown"
+
+
+def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
+    """(usable, active): entered-in-error and refuted conditions are not usable at all."""
+    verification = {code for _s, code in codings(resource.get("verificationStatus"))}
+    if verification & EXCLUDED_VERIFICATION:
+        return False, False
+    clinical = {code for _s, code in codings(resource.get("clinicalStatus"))}
+    return True, not (clinical & INACTIVE_CONDITION_STATUSES)
+
+
+def build(
+    patient_id: str,
+    resources: Iterable[dict[str, Any]],
+    terminology: Terminology,
+    available: frozenset[str] = ALL_CATEGORIES,
+) -> PatientRecord:
+    by_key: dict[str, dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    for resource in resources:
+        key = resource_key(resource)
+        if key:
+            by_key[key] = resource
+        else:
+            anonymous.append(resource)
+    everything = list(by_key.values()) + anonymous
+    medications = {k: v for k, v in by_key.items() if v.get("resourceType") == "Medication"}
+
+    conditions: list[ConditionFact] = []
+    therapy: list[TherapyEvent] = []
+    progression: list[datetime] = []
+    results: dict[str, list[Result]] = {}
+    her2_readings: list[tuple[datetime, Her2, str]] = []
+
+    for resource in everything:
+        rtype = resource.get("resourceType")
+        if rtype == "Condition":
+            usable, active = _is_current_condition(resource)
+            if usable:
+                onset = (
+                    parse_datetime(resource.get("onsetDateTime"))
+                    or period_bounds(resource.get("onsetPeriod"))[0]
+                    or parse_datetime(resource.get("recordedDate"))
+                )
+                code = as_dict(resource.get("code"))
+                conditions.append(
+                    ConditionFact(
+                        resource_key(resource) or "", tuple(codings(code)), concept_text(code), onset, active
+                    )
+                )
+        elif rtype in {"MedicationRequest", "MedicationAdministration", "MedicationStatement"}:
+            event = _therapy_event(resource, terminology, medications)
+            if event:
+                therapy.append(event)
+        elif rtype == "Observation":
+            if as_str(resource.get("status")) not in VALID_OBSERVATION_STATUSES:
+                continue
+            pairs = codings(resource.get("code"))
+            kind = terminology.observation_kind(pairs)
+            if kind == "disease_status":
+                when, _ = effective_time(resource)
+                if when and terminology.has_qualifier(
+                    "progression", codings(resource.get("valueCodeableConcept"))
+                ):
+                    progression.append(when)
+            elif kind == "her2":
+                when, _ = effective_time(resource)
+                reading = _her2_reading(resource, terminology)
+                if when and reading != "unknown":
+                    her2_readings.append((when, reading, resource_key(resource) or "Observation"))
+            elif kind:
+                result = _observation_result(resource, kind)
+                if result:
+                    results.setdefault(kind, []).append(result)
+
+    metastatic = [c for c in conditions if terminology.in_condition_set("metastatic", c.codes, c.text)]
+    breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
+    tdm1_intents = {i for e in therapy if e.family == TDM1 for i in e.intents}
+    setting: Setting
+    if metastatic:
+        setting = "metastatic"
+    elif breast or tdm1_intents & terminology.qualifiers["intent_curative"]:
+        setting = "early"
+    else:
+        setting = "unknown"
+    onsets = [c.onset for c in metastatic if c.onset]
+    metastatic_since = min(onsets) if onsets else None
+
+    her2, evidence = _her2_status(her2_readings, conditions, terminology)
+    therapy.sort(key=lambda e: e.start or FAR_FUTURE)
+    for kind in results:
+        results[kind].sort(key=lambda r: r.when, reverse=True)
+    return PatientRecord(
+        patient_id=patient_id,
+        setting=setting,
+        metastatic_since=metastatic_since,
+        her2=her2,
+        her2_evidence=evidence,
+        conditions=tuple(conditions),
+        therapy=tuple(therapy),
+        progression=tuple(sorted(progression)),
+        results={kind: tuple(items) for kind, items in results.items()},
+        available=available,
+        medications=medications,
+    )
+
+
+def _her2_status(
+    readings: list[tuple[datetime, Her2, str]], conditions: list[ConditionFact], terminology: Terminology
+) -> tuple[Her2, str]:
+    if readings:
+        when, reading, source = max(readings, key=lambda r: r[0])
+        return reading, f"{source} ({when.date().isoformat()})"
+    for condition in conditions:
+        if terminology.in_condition_set("her2_negative_breast_cancer", condition.codes):
+            return "negative", condition.resource_id
+    for condition in conditions:
+        if terminology.in_condition_set("her2_positive_breast_cancer", condition.codes):
+            return "positive", condition.resource_id
+    return "unknown", ""

@@ -1,0 +1,18 @@
+"""The rule registry and the engine that runs it. One module per rule family beside this file."""
+
+from __future__ import annotations
+
+from service.clinical.rules.base import Rule
+from service.clinical.rules.first_line import RULE as FIRST_LINE
+from service.clinical.rules.fixed_duration import RULE as FIXED_DURATION
+from service.clinical.rules.lab_monitoring import LIVER_RULE, PLATELETS_RULE
+from service.clinical.rules.treatment_summary import RULE as TREATMENT_SUMMARY
+
+# Card order in a response follows this list within each indicator.
+RULES: tuple[Rule, ...] = (
+    FIRST_LINE,
+    FIXED_DURATION,
+    PLATELETS_RULE,
+    LIVER_RULE,
+    TREATMENT_SUMMARY,
+)

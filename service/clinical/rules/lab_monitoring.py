@@ -1,0 +1,133 @@
+"""platelets-missing and liver-tests-missing: the labs that must precede every T-DM1 dose.
+
+Sources: KADCYLA USPI Boxed Warning (hepatotoxicity): monitor serum transaminases and bilirubin
+prior to initiation and prior to each dose. USPI §5.6: monitor platelet counts prior to each dose
+(wording from a secondary source; status unverified in knowledge/label.yaml).
+
+When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within the lab window),
+ and  no valid platelet count / ALT / AST / total bilirubin lies in the window before the dose
+      (default 3 days; final, amended or corrected results with a readable value),
+Then  warn, say which are missing and how old the last ones are, and suggest the lab order
+      (CBC 58410-2, hepatic function panel 24325-3). A lab already ordered in this session
+      suppresses the card, so accepting the suggestion cannot make it fire again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from service.clinical.findings import Action, Finding, RuleContext, Suggestion
+from service.clinical.orders import ordered_lab_codes
+from service.clinical.record import OBSERVATIONS, PatientRecord, Result
+from service.clinical.rules.base import Rule
+from service.clinical.suggestions import lab_order
+
+LIVER_TESTS = {"alt": "ALT", "ast": "AST", "bilirubin": "total bilirubin"}
+
+
+def _window(ctx: RuleContext) -> tuple[datetime, datetime]:
+    return ctx.at - ctx.params.lab_window, ctx.now
+
+
+def _age(result: Result | None, now: datetime) -> str:
+    if result is None:
+        return "none on record"
+    days = (now - result.when).days
+    return (
+        f"{result.when.date().isoformat()} ({days} days ago)"
+        if days
+        else f"{result.when.date().isoformat()} (today)"
+    )
+
+
+def _already_ordered(ctx: RuleContext, panel: str, kinds: list[str] | None = None) -> bool:
+    ordered = ordered_lab_codes(list(ctx.draft_orders))
+    spec = ctx.params.terminology.lab_panels[panel]
+    if spec["loinc"] in ordered:
+        return True
+    if kinds is None:
+        return bool(ordered & set(spec["also"]))
+    observations = ctx.params.terminology.observations
+    return all(any(code in ordered for _system, code in observations[kind]) for kind in kinds)
+
+
+def _unreadable_note(record: PatientRecord, kind: str, since: datetime, until: datetime) -> str:
+    bad = record.unreadable_in(kind, since, until)
+    return f" ({len(bad)} result(s) in the window could not be read: {bad[0].problem})" if bad else ""
+
+
+def _suggest(ctx: RuleContext, panel: str, key: str) -> tuple[Suggestion, ...]:
+    spec = ctx.params.terminology.lab_panels[panel]
+    resource = lab_order(
+        f"Patient/{ctx.record.patient_id}", spec["loinc"], spec["display"], "Required before each T-DM1 dose"
+    )
+    return (
+        Suggestion(
+            key=key,
+            actions=(Action(type="create", description=f"Order {spec['display']}", resource=resource),),
+            recommended=True,
+        ),
+    )
+
+
+def platelets(ctx: RuleContext) -> list[Finding]:
+    since, until = _window(ctx)
+    if ctx.record.latest("platelets", since=since, until=until) is not None:
+        return []
+    if _already_ordered(ctx, "cbc"):
+        return []
+    last = ctx.record.latest("platelets", until=until)
+    return [
+        Finding(
+            rule_id="platelets-missing",
+            indicator="warning",
+            facts={
+                "window_days": ctx.params.lab_window.days,
+                "last": _age(last, ctx.now),
+                "unreadable": _unreadable_note(ctx.record, "platelets", since, until),
+            },
+            order_ref=ctx.order.reference if ctx.order else None,
+            suggestions=_suggest(ctx, "cbc", "order-cbc"),
+            sources=("monitoring.platelets-before-each-dose",),
+        )
+    ]
+
+
+def liver_tests(ctx: RuleContext) -> list[Finding]:
+    since, until = _window(ctx)
+    missing = [kind for kind in LIVER_TESTS if ctx.record.latest(kind, since=since, until=until) is None]
+    if not missing or _already_ordered(ctx, "hepatic", missing):
+        return []
+    last = "; ".join(f"{LIVER_TESTS[k]}: {_age(ctx.record.latest(k, until=until), ctx.now)}" for k in missing)
+    unreadable = "".join(_unreadable_note(ctx.record, k, since, until) for k in missing)
+    return [
+        Finding(
+            rule_id="liver-tests-missing",
+            indicator="warning",
+            facts={
+                "window_days": ctx.params.lab_window.days,
+                "missing": ", ".join(LIVER_TESTS[k] for k in missing),
+                "last": last,
+                "unreadable": unreadable,
+            },
+            order_ref=ctx.order.reference if ctx.order else None,
+            suggestions=_suggest(ctx, "hepatic", "order-hepatic-panel"),
+            sources=("monitoring.liver-before-each-dose",),
+        )
+    ]
+
+
+PLATELETS_RULE = Rule(
+    rule_id="platelets-missing",
+    needs=frozenset({OBSERVATIONS}),
+    evaluate=platelets,
+    on_patient_view=True,
+    only_when_due=True,
+)
+LIVER_RULE = Rule(
+    rule_id="liver-tests-missing",
+    needs=frozenset({OBSERVATIONS}),
+    evaluate=liver_tests,
+    on_patient_view=True,
+    only_when_due=True,
+)

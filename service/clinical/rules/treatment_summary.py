@@ -1,0 +1,77 @@
+"""treatment-summary: where a patient on T-DM1 stands, when the chart is opened (patient-view).
+
+Source: KADCYLA USPI §2.1 (every 3 weeks; a missed dose is given as soon as possible and the
+schedule adjusted to keep 3 weeks between doses), Boxed Warning (labs before each dose, LVEF
+before and during treatment).
+
+When  the chart of a patient with T-DM1 on record is opened,
+Then  show cycles given, the last dose, when the next is due, and which pre-dose checks are due.
+"""
+
+from __future__ import annotations
+
+from service.clinical.findings import Finding, RuleContext
+from service.clinical.record import MEDICATION_HISTORY, OBSERVATIONS
+from service.clinical.rules import course
+from service.clinical.rules.base import Rule
+
+RULE_ID = "treatment-summary"
+
+
+def _dose_text(event: course.TherapyEvent | None) -> str:
+    if event is None or event.dose is None:
+        return ""
+    return f" at {event.dose.value:g} {event.dose.unit}"
+
+
+def evaluate(ctx: RuleContext) -> list[Finding]:
+    current = course.tdm1_course(ctx.record, ctx.now)
+    if current is None:
+        return []
+    last = current.last_dose
+    next_due = current.next_due(ctx.cycle)
+    due: list[str] = []
+    if current.active:
+        check_at = max(next_due, ctx.now) if next_due else ctx.now
+        since = check_at - ctx.params.lab_window
+        if ctx.record.latest("platelets", since=since, until=ctx.now) is None:
+            due.append("platelet count")
+        if any(ctx.record.latest(k, since=since, until=ctx.now) is None for k in ("alt", "ast", "bilirubin")):
+            due.append("ALT, AST and total bilirubin")
+        if ctx.record.latest("lvef", since=check_at - ctx.params.lvef_interval, until=ctx.now) is None:
+            due.append("LVEF (echo or MUGA)")
+    if not current.active and current.stopped_at:
+        status = f"stopped {current.stopped_at.date().isoformat()}"
+    elif next_due is None:
+        status = "no dose given yet"
+    elif next_due < ctx.now:
+        status = f"next dose overdue since {next_due.date().isoformat()}"
+    else:
+        status = f"next due {next_due.date().isoformat()}"
+    return [
+        Finding(
+            rule_id=RULE_ID,
+            indicator="info",
+            facts={
+                "cycles": len(current.doses),
+                "last_dose": (last.start.date().isoformat() + _dose_text(last))
+                if last and last.start
+                else "none",
+                "status": status,
+                "setting": {"metastatic": "metastatic", "early": "early (adjuvant)"}.get(
+                    ctx.record.setting, "not recorded"
+                ),
+                "due": ", ".join(due) if due else "none",
+            },
+            sources=("dosing.schedule", "monitoring.liver-before-each-dose", "monitoring.lvef"),
+        )
+    ]
+
+
+RULE = Rule(
+    rule_id=RULE_ID,
+    needs=frozenset({OBSERVATIONS}) | MEDICATION_HISTORY,
+    evaluate=evaluate,
+    on_orders=False,
+    on_patient_view=True,
+)

@@ -1,0 +1,146 @@
+"""Value sets loaded from knowledge/terminology.yaml, and the matchers the record and rules use.
+
+Drugs are matched on each family's own codes at every level an EHR may send (ingredient, clinical
+and branded drug, brand name, NDC, HCPCS), then on text as a last resort. Never through an
+ingredient roll-up: T-DM1 and T-DXd products hang under the trastuzumab ingredient in RxNorm.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from service.clinical import knowledge
+from service.clinical.resources import Coding
+
+TDM1 = "tdm1"
+TDXD = "tdxd"
+TRASTUZUMAB = "trastuzumab"
+# Orders the service looks at: T-DM1 itself and the products it is mistaken for.
+LOOKALIKES = frozenset({TDM1, TDXD, TRASTUZUMAB})
+
+
+def normalise_ndc(code: str) -> str:
+    """NDCs arrive as 4-4-2, 5-3-2, 5-4-1 or 11 digits; compare them as 11 digits (5-4-2)."""
+    parts = code.strip().split("-")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return parts[0].zfill(5) + parts[1].zfill(4) + parts[2].zfill(2)
+    return code.replace("-", "").strip()
+
+
+@dataclass(frozen=True)
+class DrugFamily:
+    family: str
+    display: str
+    her2_directed: bool
+    codes: frozenset[Coding]
+    text_pattern: re.Pattern[str] | None
+
+
+@dataclass(frozen=True)
+class Terminology:
+    systems: dict[str, str]
+    drugs: tuple[DrugFamily, ...]
+    observations: dict[str, frozenset[Coding]]
+    conditions: dict[str, dict[str, Any]]
+    qualifiers: dict[str, frozenset[str]]
+    lab_panels: dict[str, dict[str, Any]]
+
+    # -- drugs ---------------------------------------------------------------------------------
+    def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
+        normalised = {self._normalise(system, code) for system, code in coding_list}
+        for drug in self.drugs:
+            if drug.codes & normalised:
+                return drug.family
+        if text:
+            for drug in self.drugs:
+                if drug.text_pattern and drug.text_pattern.search(text):
+                    return drug.family
+        return None
+
+    def display(self, family: str) -> str:
+        return next((d.display for d in self.drugs if d.family == family), family)
+
+    def is_her2_directed(self, family: str | None) -> bool:
+        return any(d.family == family and d.her2_directed for d in self.drugs)
+
+    def _normalise(self, system: str, code: str) -> Coding:
+        if system == self.systems["ndc"]:
+            return system, normalise_ndc(code)
+        return system, code
+
+    # -- observations and conditions ------------------------------------------------------------
+    def observation_kind(self, coding_list: Iterable[Coding]) -> str | None:
+        pairs = set(coding_list)
+        for kind, codes in self.observations.items():
+            if codes & pairs:
+                return kind
+        return None
+
+    def in_condition_set(self, name: str, coding_list: Iterable[Coding], text: str = "") -> bool:
+        spec = self.conditions[name]
+        snomed, icd = self.systems["snomed"], self.systems["icd10cm"]
+        for system, code in coding_list:
+            if system == snomed and code in spec.get("snomed", ()):
+                return True
+            if system == icd and any(code.upper().startswith(p) for p in spec.get("icd10cm_prefix", ())):
+                return True
+        lowered = text.lower()
+        return bool(lowered) and any(phrase in lowered for phrase in spec.get("text", ()))
+
+    def has_qualifier(self, name: str, coding_list: Iterable[Coding]) -> bool:
+        return any(code in self.qualifiers[name] for _system, code in coding_list)
+
+    def loinc(self, code: str) -> Coding:
+        return self.systems["loinc"], code
+
+
+def _text_pattern(phrases: list[str]) -> re.Pattern[str] | None:
+    if not phrases:
+        return None
+    # Longest first so "ado-trastuzumab emtansine" wins over "trastuzumab"; word boundaries so
+    # "tdm1" does not match inside another token.
+    alternatives = sorted((re.escape(p.lower()) for p in phrases), key=len, reverse=True)
+    return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
+
+
+def from_data(data: dict[str, Any]) -> Terminology:
+    systems = data["systems"]
+    drugs = []
+    for raw in data["drugs"]:
+        codes: set[Coding] = {(systems["rxnorm"], c) for c in raw.get("rxnorm", [])}
+        codes |= {(systems["ndc"], normalise_ndc(c)) for c in raw.get("ndc", [])}
+        codes |= {(systems["hcpcs"], c) for c in raw.get("hcpcs", [])}
+        drugs.append(
+            DrugFamily(
+                family=raw["family"],
+                display=raw["display"],
+                her2_directed=bool(raw.get("her2_directed")),
+                codes=frozenset(codes),
+                text_pattern=_text_pattern(raw.get("text", [])),
+            )
+        )
+    observations = {
+        kind: frozenset((systems["loinc"], c) for c in spec["loinc"])
+        for kind, spec in data["observations"].items()
+    }
+    qualifiers = {
+        name: frozenset(spec.get("snomed", []) + spec.get("loinc_answer", []))
+        for name, spec in data["qualifiers"].items()
+    }
+    return Terminology(
+        systems=systems,
+        drugs=tuple(drugs),
+        observations=observations,
+        conditions=data["conditions"],
+        qualifiers=qualifiers,
+        lab_panels=data["lab_panels"],
+    )
+
+
+@cache
+def default() -> Terminology:
+    return from_data(knowledge.default().terminology)

@@ -1,0 +1,83 @@
+"""UCUM normalisation for the quantities the label compares against.
+
+The label states platelets in /mm3; FHIR labs send 10*3/uL (US Core), 10*9/L (same number),
+/uL or /mm3, and sometimes the non-UCUM K/uL. Anything not in these tables is unreadable: the
+caller reports it rather than guessing a conversion.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from service.clinical.resources import as_dict, as_number, as_str
+
+# factor to multiply the value by to get cells per mm3 (= per uL)
+_PLATELET_FACTORS = {
+    "10*3/ul": 1_000.0,
+    "10^3/ul": 1_000.0,
+    "10*3/mm3": 1_000.0,
+    "k/ul": 1_000.0,
+    "k/mm3": 1_000.0,
+    "thou/ul": 1_000.0,
+    "x10e3/ul": 1_000.0,
+    "10*9/l": 1_000.0,
+    "10^9/l": 1_000.0,
+    "x10*9/l": 1_000.0,
+    "giga/l": 1_000.0,
+    "/ul": 1.0,
+    "/mm3": 1.0,
+    "1/ul": 1.0,
+    "1/mm3": 1.0,
+    "{cells}/ul": 1.0,
+    "cells/ul": 1.0,
+    "10*6/l": 0.001,
+}
+
+_WEIGHT_FACTORS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237}
+
+_PERCENT = {"%", "percent"}
+
+# Enzyme activities: the ratio to ULN needs value and ULN in one unit; these spellings are one unit.
+_ACTIVITY_ALIASES = {"u/l": "U/L", "[iu]/l": "U/L", "iu/l": "U/L", "ukat/l": "ukat/L"}
+_BILIRUBIN_TO_MG_DL = {"mg/dl": 1.0, "umol/l": 1 / 17.1, "µmol/l": 1 / 17.1, "mmol/l": 1000 / 17.1}
+
+_ANNOTATION = re.compile(r"\{[^}]*\}")
+
+
+def unit_key(quantity: Any) -> str:
+    """The UCUM code if present, else the human unit; lower-cased, spaces and annotations dropped."""
+    quantity = as_dict(quantity)
+    raw = as_str(quantity.get("code")) or as_str(quantity.get("unit")) or ""
+    key = raw.strip().lower().replace(" ", "")
+    return key if key in _PLATELET_FACTORS else _ANNOTATION.sub("", key)
+
+
+def platelets_per_mm3(quantity: Any) -> float | None:
+    value = as_number(as_dict(quantity).get("value"))
+    factor = _PLATELET_FACTORS.get(unit_key(quantity))
+    return None if value is None or factor is None else value * factor
+
+
+def weight_kg(quantity: Any) -> float | None:
+    value = as_number(as_dict(quantity).get("value"))
+    factor = _WEIGHT_FACTORS.get(unit_key(quantity))
+    return None if value is None or factor is None else value * factor
+
+
+def percent(quantity: Any) -> float | None:
+    value = as_number(as_dict(quantity).get("value"))
+    return value if value is not None and unit_key(quantity) in _PERCENT else None
+
+
+def comparable(kind: str, quantity: Any) -> tuple[float, str] | None:
+    """A liver test value in a canonical unit, so result and ULN can be divided."""
+    value = as_number(as_dict(quantity).get("value"))
+    if value is None:
+        return None
+    key = unit_key(quantity)
+    if kind == "bilirubin":
+        factor = _BILIRUBIN_TO_MG_DL.get(key)
+        return None if factor is None else (value * factor, "mg/dL")
+    canonical = _ACTIVITY_ALIASES.get(key)
+    return None if canonical is None else (value, canonical)

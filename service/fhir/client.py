@@ -1,0 +1,202 @@
+"""A small FHIR REST client for the data a hook call needs.
+
+- The access token is used for this call only: never logged, never stored, sent only to the
+  fhirServer of the request (paging links to another origin are refused, redirects not followed).
+- All queries of a hook call run in parallel under one deadline; a query still running at the
+  deadline is abandoned and reported, never waited for.
+- Paging follows Bundle.link[next] up to a cap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from service.clinical.resources import as_dict, as_list, as_str
+
+log = logging.getLogger("tdm1_cds.fhir")
+ACCEPT = "application/fhir+json, application/json;q=0.9"
+MAX_RESPONSE_BYTES = 20 * 1024 * 1024
+
+
+class FetchError(Exception):
+    """One query failed; the message is safe to show (no token, no patient data)."""
+
+
+@dataclass
+class FetchResult:
+    key: str
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+    pages: int = 0
+    truncated: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def same_origin(url: str, base: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+class FhirClient:
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str | None,
+        *,
+        session: requests.Session | None = None,
+        max_pages: int = 20,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self._token = access_token
+        self._session = session or requests.Session()
+        self.max_pages = max_pages
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": ACCEPT}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def get_json(self, url: str, deadline: float) -> dict[str, Any]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("deadline reached")
+        if not same_origin(url, self.base_url):
+            raise FetchError("refused a link to another server")
+        try:
+            response = self._session.get(
+                url,
+                headers=self._headers(),
+                timeout=(min(remaining, 5.0), remaining),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.Timeout:
+            raise FetchError("timed out") from None
+        except requests.RequestException as exc:
+            raise FetchError(f"connection failed ({type(exc).__name__})") from None
+        try:
+            if response.status_code != 200:
+                raise FetchError(f"HTTP {response.status_code}")
+            body = b""
+            for chunk in response.iter_content(65536):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise FetchError("response too large")
+                if time.monotonic() > deadline:
+                    raise FetchError("timed out")
+        except requests.RequestException as exc:
+            raise FetchError(f"read failed ({type(exc).__name__})") from None
+        finally:
+            response.close()
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise FetchError("response is not JSON") from None
+        if not isinstance(document, dict) or not as_str(document.get("resourceType")):
+            raise FetchError("response is not a FHIR resource")
+        if document["resourceType"] == "OperationOutcome":
+            raise FetchError("server answered with an OperationOutcome")
+        return document
+
+    def search(self, key: str, query: str, deadline: float) -> FetchResult:
+        """Read or search; for a searchset, follow next links up to max_pages."""
+        started = time.monotonic()
+        result = FetchResult(key=key)
+        url: str | None = urljoin(self.base_url, query)
+        try:
+            while url:
+                document = self.get_json(url, deadline)
+                result.pages += 1
+                result.resources += list(_resources(document))
+                url = next_link(document)
+                if url and result.pages >= self.max_pages:
+                    result.truncated = True
+                    break
+        except FetchError as exc:
+            result.error = str(exc)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def continue_paging(self, key: str, bundle: dict[str, Any], deadline: float) -> FetchResult:
+        """The rest of a paged Bundle a client prefetched, with the same token."""
+        result = FetchResult(key=key, resources=list(_resources(bundle)), pages=1)
+        url = next_link(bundle)
+        try:
+            while url:
+                if result.pages >= self.max_pages:
+                    result.truncated = True
+                    break
+                document = self.get_json(urljoin(self.base_url, url), deadline)
+                result.pages += 1
+                result.resources += list(_resources(document))
+                url = next_link(document)
+        except FetchError as exc:
+            result.error = str(exc)
+        return result
+
+
+def next_link(bundle: dict[str, Any]) -> str | None:
+    if bundle.get("resourceType") != "Bundle":
+        return None
+    for link in as_list(bundle.get("link")):
+        link = as_dict(link)
+        if link.get("relation") == "next" and as_str(link.get("url")):
+            return str(link["url"])
+    return None
+
+
+def _resources(document: dict[str, Any]) -> list[dict[str, Any]]:
+    if document.get("resourceType") != "Bundle":
+        return [document]
+    found = []
+    for entry in as_list(document.get("entry")):
+        resource = as_dict(as_dict(entry).get("resource"))
+        # Search results may include OperationOutcomes (search.mode = outcome): not data.
+        if as_str(resource.get("resourceType")) and resource.get("resourceType") != "OperationOutcome":
+            found.append(resource)
+    return found
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
+    return _POOL
+
+
+def run_parallel(
+    jobs: dict[str, Callable[[], FetchResult]], deadline: float, workers: int = 16
+) -> dict[str, FetchResult]:
+    """Run each job in the shared pool; at the deadline, whatever has not finished is reported late."""
+    if not jobs:
+        return {}
+    futures: dict[str, Future[FetchResult]] = {key: _pool(workers).submit(job) for key, job in jobs.items()}
+    wait(list(futures.values()), timeout=max(0.0, deadline - time.monotonic()), return_when=ALL_COMPLETED)
+    results = {}
+    for key, future in futures.items():
+        if future.done() and future.exception() is None:
+            results[key] = future.result()
+        elif future.done():
+            log.warning("fetch job failed", extra={"key": key, "error": type(future.exception()).__name__})
+            results[key] = FetchResult(key=key, error="internal error while fetching")
+        else:
+            future.cancel()
+            results[key] = FetchResult(key=key, error="timed out")
+    return results

@@ -1,0 +1,88 @@
+"""Prefetch templates, and how to read what a client prefetched.
+
+Templates use only CDS Hooks 2.0 tokens and the recommended query subset: instance reads, type
+searches on the patient, token equality (comma = OR), _count and _sort. No date filter is used
+because a template cannot compute "three days ago"; recency is applied in the rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from service.clinical import terminology as terms
+from service.clinical.record import (
+    CONDITIONS,
+    MEDICATION_ADMINISTRATIONS,
+    MEDICATION_REQUESTS,
+    MEDICATION_STATEMENTS,
+    OBSERVATIONS,
+    PATIENT,
+)
+from service.clinical.resources import as_dict
+
+_TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
+
+
+def _observation_codes() -> str:
+    terminology = terms.default()
+    kinds = ("platelets", "alt", "ast", "bilirubin", "weight", "lvef", "her2", "disease_status")
+    return ",".join(
+        f"{system}|{code}" for kind in kinds for system, code in sorted(terminology.observations[kind])
+    )
+
+
+@dataclass(frozen=True)
+class PrefetchKey:
+    key: str
+    template: str
+    category: str
+
+
+def specs() -> tuple[PrefetchKey, ...]:
+    patient = "{{context.patientId}}"
+    return (
+        PrefetchKey("patient", f"Patient/{patient}", PATIENT),
+        PrefetchKey("conditions", f"Condition?patient={patient}", CONDITIONS),
+        PrefetchKey(
+            "observations",
+            f"Observation?patient={patient}&code={_observation_codes()}&_sort=-date",
+            OBSERVATIONS,
+        ),
+        PrefetchKey("medicationRequests", f"MedicationRequest?patient={patient}", MEDICATION_REQUESTS),
+        PrefetchKey(
+            "medicationAdministrations",
+            f"MedicationAdministration?patient={patient}",
+            MEDICATION_ADMINISTRATIONS,
+        ),
+        PrefetchKey("medicationStatements", f"MedicationStatement?patient={patient}", MEDICATION_STATEMENTS),
+    )
+
+
+def templates() -> dict[str, str]:
+    return {k.key: k.template for k in specs()}
+
+
+def render(template: str, context: dict[str, Any]) -> str | None:
+    """The query with tokens replaced from the context; None if a token has no primitive value."""
+    missing = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal missing
+        path = match.group(1)
+        name = path.split(".", 1)[1] if path.startswith("context.") else path
+        value = context.get(name)
+        if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+            missing = True
+            return ""
+        return str(value)
+
+    query = _TOKEN.sub(substitute, template)
+    return None if missing else query
+
+
+def usable(value: Any) -> bool:
+    """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch)."""
+    value = as_dict(value)
+    return bool(value) and value.get("resourceType") not in (None, "OperationOutcome")

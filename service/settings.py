@@ -1,0 +1,122 @@
+"""Service settings, read from the environment (TDM1_CDS_*) and overridden by CLI flags.
+
+Clinical thresholds do not live here: they are knowledge (service/clinical/knowledge/*.yaml) with a
+source and a review status. Settings are operational: where to listen, how long to wait, what to trust.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+PREFIX = "TDM1_CDS_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with; the message says which and why."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    dev: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    database_url: str = "sqlite:///tdm1-cds.sqlite3"
+    public_url: str = ""
+    issuers_file: str = ""
+    cards_dir: str = str(REPO_ROOT / "cards")
+    # Request limits: bodies above this answer 413 before they are parsed.
+    max_body_bytes: int = 5 * 1024 * 1024
+    max_json_depth: int = 64
+    max_resources: int = 20_000
+    # One deadline for all FHIR fetches of a hook call, and how many pages per query at most.
+    fetch_deadline_seconds: float = 2.0
+    fetch_max_pages: int = 20
+    fetch_workers: int = 16
+    # Operational windows that decide when a check is due; the label's own numbers are knowledge.
+    lab_window_days: int = 3
+    weight_stale_days: int = 30
+    lvef_interval_days: int = 90
+    dose_tolerance: float = 0.05
+    cors_origins: tuple[str, ...] = ()
+    # Key for the keyed hash of patient ids in the card log; generated and kept in the database when empty.
+    hash_key: str = ""
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        if self.cors_origins:
+            return self.cors_origins
+        return ("*",) if self.dev else ()
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        clean = {key: value for key, value in overrides.items() if value is not None}
+        return replace(self, **clean)
+
+
+_PARSERS: dict[str, Any] = {
+    "dev": _bool,
+    "port": int,
+    "workers": int,
+    "max_body_bytes": int,
+    "max_json_depth": int,
+    "max_resources": int,
+    "fetch_deadline_seconds": float,
+    "fetch_max_pages": int,
+    "fetch_workers": int,
+    "lab_window_days": int,
+    "weight_stale_days": int,
+    "lvef_interval_days": int,
+    "dose_tolerance": float,
+    "cors_origins": _list,
+}
+
+
+def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from TDM1_CDS_* variables, then keyword overrides (CLI flags, tests)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for spec in fields(Settings):
+        if spec.name == "extra":
+            continue
+        raw = env.get(PREFIX + spec.name.upper())
+        if raw is None:
+            continue
+        parser = _PARSERS.get(spec.name, str)
+        try:
+            values[spec.name] = parser(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}{spec.name.upper()}={raw!r}: {exc}") from exc
+    settings = Settings(**values).with_overrides(**overrides)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if settings.fetch_deadline_seconds <= 0:
+        raise SettingsError(f"{PREFIX}FETCH_DEADLINE_SECONDS must be positive")
+    if settings.max_body_bytes <= 0:
+        raise SettingsError(f"{PREFIX}MAX_BODY_BYTES must be positive")
+    if not 0 <= settings.dose_tolerance < 0.5:
+        raise SettingsError(f"{PREFIX}DOSE_TOLERANCE must be a fraction between 0 and 0.5")
+    for name in ("lab_window_days", "weight_stale_days", "lvef_interval_days"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{PREFIX}{name.upper()} must be a positive number of days")
