@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         STORE=store or Store(settings.database_url, settings.hash_key),
         HTTP_SESSION=_http_session(),
         FHIR_SERVER_POLICY=None,
+        CLOCK=lambda: datetime.now(UTC),  # tests pin it; the clinical core takes `now` as an argument
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     errors.register(app)

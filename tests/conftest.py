@@ -32,14 +32,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+def frozen_now(app: Flask) -> datetime:
     """Hook calls evaluate at the builders' NOW, so dates in fixtures mean what they say."""
-    import service.api.hooks as hooks
-
-    class FrozenDatetime(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return fhir_builders.NOW if tz else fhir_builders.NOW.replace(tzinfo=None)
-
-    monkeypatch.setattr(hooks, "datetime", FrozenDatetime)
+    app.config["CLOCK"] = lambda: fhir_builders.NOW
     return fhir_builders.NOW

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -146,7 +146,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     terminology = current_app.config["TERMINOLOGY"]
     context = request_body["context"]
     patient_id = str(context["patientId"])
-    now = datetime.now(UTC)
+    now: datetime = current_app.config["CLOCK"]()
     if _count_resources(request_body) > settings.max_resources:
         raise ApiError(400, f"More than {settings.max_resources} resources in one request.")
     hook = declaration.hook
