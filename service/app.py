@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         STORE=store or Store(settings.database_url, settings.hash_key),
         HTTP_SESSION=_http_session(),
         FHIR_SERVER_POLICY=None,
-        CLOCK=lambda: datetime.now(UTC),  # tests pin it; the clinical core takes `now` as an argument
+        CLOCK=_clock(settings),  # the clinical core takes `now` as an argument; dev and tests may pin it
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     errors.register(app)
@@ -61,3 +62,14 @@ def _http_session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no proxy or netrc from the environment: we talk to the fhirServer only
     return session
+
+
+def _clock(settings: Settings) -> Callable[[], datetime]:
+    if settings.fixed_now:
+        try:
+            pinned = datetime.fromisoformat(settings.fixed_now.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise SettingsError(f"TDM1_CDS_FIXED_NOW={settings.fixed_now!r}: {exc}") from None
+        pinned = pinned if pinned.tzinfo else pinned.replace(tzinfo=UTC)
+        return lambda: pinned
+    return lambda: datetime.now(UTC)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import runpy
 import sys
 import tempfile
 from pathlib import Path
@@ -37,7 +38,9 @@ def _serve(args: argparse.Namespace) -> int:
         def load_config(self) -> None:
             config_file = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
             if config_file.exists():
-                self.load_config_from_file(str(config_file))
+                for key, value in runpy.run_path(str(config_file)).items():
+                    if key in self.cfg.settings and value is not None:
+                        self.cfg.set(key, value)
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.workers)
 
@@ -79,7 +82,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     document.pop("fhirServer", None)
     document.pop("fhirAuthorization", None)
     with tempfile.TemporaryDirectory() as scratch:
-        settings = from_env(dev=True, database_url=f"sqlite:///{scratch}/evaluate.sqlite3")
+        settings = from_env(
+            dev=True, database_url=f"sqlite:///{scratch}/evaluate.sqlite3", fixed_now=args.now
+        )
         store = Store(settings.database_url)
         try:
             client = create_app(settings, store=store).test_client()
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
     evaluate = commands.add_parser("evaluate", help="print the response for a request file (no network)")
     evaluate.add_argument("request")
+    evaluate.add_argument("--now", default=None, help="evaluate as of this ISO 8601 instant (dated fixtures)")
     evaluate.set_defaults(run=_evaluate)
 
     listing = commands.add_parser(

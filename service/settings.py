@@ -59,6 +59,8 @@ class Settings:
     # Key for the keyed hash of patient ids in the card log; generated and kept in the database when empty.
     hash_key: str = ""
     log_level: str = "INFO"
+    # Dev mode only: evaluate as if it were this instant (ISO 8601), so dated fixtures stay reproducible.
+    fixed_now: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -111,6 +113,8 @@ def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Setting
 
 
 def validate(settings: Settings) -> None:
+    if settings.fixed_now and not settings.dev:
+        raise SettingsError(f"{PREFIX}FIXED_NOW is for dev mode only")
     if settings.fetch_deadline_seconds <= 0:
         raise SettingsError(f"{PREFIX}FETCH_DEADLINE_SECONDS must be positive")
     if settings.max_body_bytes <= 0:
