@@ -1,0 +1,179 @@
+"""Prometheus metrics for tdm1-cds, and the small helpers the rest of the service calls.
+
+Labels are bounded on purpose: service ids, route names, prefetch keys, rule ids and reason codes
+only. A patient id, a URL, a token or an exception message never becomes a label (cardinality and
+privacy both).
+
+Multi-process gunicorn: prometheus_client picks its value store when it is first imported, from
+PROMETHEUS_MULTIPROC_DIR. `tdm1-cds serve` sets that variable before anything imports this module
+when it runs more than one worker (see `prepare_multiprocess_dir`), gunicorn.conf.py marks dead
+workers, and `render()` aggregates every worker's files; otherwise each scrape would see one worker.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Hook calls answer within ~500 ms by the spec's advice; FHIR fetches share a 2 s deadline.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "tdm1_cds_http_requests",
+    "HTTP requests answered, by CDS service (or '-' for non-service routes), route and status code.",
+    ["service", "route", "status"],
+)
+HOOK_LATENCY = Histogram(
+    "tdm1_cds_hook_duration_seconds",
+    "Time to answer a hook call, by CDS service and hook.",
+    ["service", "hook"],
+    buckets=_LATENCY_BUCKETS,
+)
+FHIR_FETCH_LATENCY = Histogram(
+    "tdm1_cds_fhir_fetch_duration_seconds",
+    "Time of one FHIR query to the client's fhirServer (all pages), by prefetch key.",
+    ["key"],
+    buckets=_LATENCY_BUCKETS,
+)
+FHIR_FETCH_FAILURES = Counter(
+    "tdm1_cds_fhir_fetch_failures",
+    "FHIR queries that did not give data, by prefetch key and reason (timeout, http_4xx, http_5xx, network, invalid).",
+    ["key", "reason"],
+)
+CARDS_ISSUED = Counter(
+    "tdm1_cds_cards_issued",
+    "Cards returned to the EHR, by rule id and indicator.",
+    ["rule", "indicator"],
+)
+JWT_FAILURES = Counter(
+    "tdm1_cds_jwt_failures",
+    "Hook calls refused by JWT verification, by reason (missing, malformed, signature, issuer, audience, expired, replay, ...).",
+    ["reason"],
+)
+PREFETCH_KEYS = Counter(
+    "tdm1_cds_prefetch_keys",
+    "Prefetch keys a hook call needed, by key and how they were obtained (prefetched, fetched, unavailable).",
+    ["key", "source"],
+)
+CARD_LOG_WRITE_FAILURES = Counter(
+    "tdm1_cds_card_log_write_failures",
+    "Issued-card log writes that failed after retrying; the EHR still got its cards.",
+    ["service"],
+)
+FEEDBACK_ITEMS = Counter(
+    "tdm1_cds_feedback_items",
+    "Feedback items received, by outcome and whether they were new or a repeat.",
+    ["outcome", "stored"],
+)
+
+_LABEL_SAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
+
+
+def _label(value: object, limit: int = 64) -> str:
+    """A bounded, printable label value: callers pass codes, but a slip must not explode cardinality."""
+    text = _LABEL_SAFE.sub("_", str(value))[:limit]
+    return text or "-"
+
+
+def observe_request(service: str, route: str, status: int) -> None:
+    HTTP_REQUESTS.labels(_label(service), _label(route), str(int(status))).inc()
+
+
+def observe_hook(service: str, hook: str, seconds: float) -> None:
+    HOOK_LATENCY.labels(_label(service), _label(hook)).observe(max(seconds, 0.0))
+
+
+def observe_fhir_fetch(key: str, seconds: float) -> None:
+    """One FHIR query finished (successfully or not): how long it took, per prefetch key."""
+    FHIR_FETCH_LATENCY.labels(_label(key)).observe(max(seconds, 0.0))
+
+
+def fhir_fetch_failed(key: str, reason: str) -> None:
+    FHIR_FETCH_FAILURES.labels(_label(key), _label(reason, 32)).inc()
+
+
+def cards_issued(cards: Iterable[dict]) -> None:
+    for card in cards:
+        topic = card.get("source", {}).get("topic", {}) if isinstance(card, dict) else {}
+        CARDS_ISSUED.labels(_label(topic.get("code", "-")), _label(card.get("indicator", "-"), 16)).inc()
+
+
+def jwt_failure(reason: str) -> None:
+    JWT_FAILURES.labels(_label(reason, 32)).inc()
+
+
+def prefetch_keys(prefetched: Iterable[str], fetched: Iterable[str], unavailable: Iterable[str] = ()) -> None:
+    for source, keys in (("prefetched", prefetched), ("fetched", fetched), ("unavailable", unavailable)):
+        for key in keys:
+            PREFETCH_KEYS.labels(_label(key), source).inc()
+
+
+def card_log_write_failed(service: str) -> None:
+    CARD_LOG_WRITE_FAILURES.labels(_label(service)).inc()
+
+
+def feedback_received(outcome: str, new: bool) -> None:
+    FEEDBACK_ITEMS.labels(_label(outcome, 16), "new" if new else "repeat").inc()
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for GET /metrics: every worker's metrics in multi-process mode."""
+    if multiprocess_enabled():
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def prepare_multiprocess_dir(workers: int, environ: dict[str, str] | None = None) -> Path | None:
+    """Before gunicorn forks (and before prometheus_client is imported): a clean shared directory.
+
+    An operator's PROMETHEUS_MULTIPROC_DIR (e.g. an emptyDir in Kubernetes) is used and wiped, as
+    files from a previous run would add old counts to new ones. Otherwise, with more than one worker,
+    a temporary directory is created; the caller removes it at exit. Returns the directory it
+    created, if any.
+    """
+    env = os.environ if environ is None else environ
+    configured = env.get(MULTIPROC_ENV)
+    if configured:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return None
+    if workers <= 1:
+        return None
+    created = Path(tempfile.mkdtemp(prefix="tdm1-cds-metrics-"))
+    env[MULTIPROC_ENV] = str(created)
+    return created
+
+
+def remove_multiprocess_dir(path: Path | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def mark_process_dead(pid: int) -> None:
+    """gunicorn child_exit: drop a dead worker's live-gauge files (counters stay summed)."""
+    if multiprocess_enabled():
+        _multiprocess.mark_process_dead(pid)
