@@ -101,10 +101,11 @@ class Terminology:
 def _text_pattern(phrases: list[str]) -> re.Pattern[str] | None:
     if not phrases:
         return None
-    # Longest first so "ado-trastuzumab emtansine" wins over "trastuzumab"; word boundaries so
-    # "tdm1" does not match inside another token.
+    # Word boundaries so "tdm1" does not match inside another token; hyphens are boundaries, so
+    # "fam-trastuzumab deruxtecan" and "trastuzumab-anns" match. T-DM1 and T-DXd are tried before
+    # trastuzumab (family order in terminology.yaml), so "ado-trastuzumab" never reads as trastuzumab.
     alternatives = sorted((re.escape(p.lower()) for p in phrases), key=len, reverse=True)
-    return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
+    return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
 
 def from_data(data: dict[str, Any]) -> Terminology:

@@ -1,0 +1,209 @@
+"""PatientRecord: setting, HER2, therapy timeline, labs and their units, what gets ignored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from service.clinical import terminology
+from service.clinical.record import build
+from tests import fhir_builders as fb
+
+TERMS = terminology.default()
+
+
+def record_of(resources: list[dict]) -> object:
+    return build("pat-1", resources, TERMS)
+
+
+def test_metastatic_condition_sets_setting_and_date() -> None:
+    record = record_of([fb.breast_cancer(), fb.liver_metastases(onset=datetime(2025, 3, 14, tzinfo=UTC))])
+    assert record.setting == "metastatic"
+    assert record.metastatic_since == datetime(2025, 3, 14, tzinfo=UTC)
+
+
+def test_icd10_metastasis_code_counts() -> None:
+    bone = fb.condition("C79.51", "Secondary malignant neoplasm of bone", system=fb.ICD10)
+    assert record_of([fb.breast_cancer(), bone]).setting == "metastatic"
+
+
+def test_breast_cancer_alone_is_early() -> None:
+    assert record_of([fb.breast_cancer()]).setting == "early"
+
+
+def test_refuted_metastasis_is_ignored() -> None:
+    refuted = fb.liver_metastases(verification="refuted")
+    entered_in_error = fb.liver_metastases(verification="entered-in-error")
+    assert record_of([fb.breast_cancer(), refuted, entered_in_error]).setting == "early"
+
+
+def test_nothing_known_is_unknown() -> None:
+    assert record_of([]).setting == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"coding": [{"system": fb.SNOMED, "code": "10828004", "display": "Positive"}]}, "positive"),
+        ({"coding": [{"system": fb.LOINC, "code": "LA6577-6", "display": "Negative"}]}, "negative"),
+        ({"text": "3+"}, "positive"),
+        ({"text": "Not amplified"}, "negative"),
+        ({"text": "Equivocal (2+)"}, "unknown"),
+    ],
+)
+def test_her2_tissue_result(value: dict, expected: str) -> None:
+    her2 = {
+        "resourceType": "Observation",
+        "id": "her2-1",
+        "status": "final",
+        "code": {
+            "coding": [{"system": fb.LOINC, "code": "48676-1", "display": "HER2 [Interpretation] in Tissue"}]
+        },
+        "subject": {"reference": "Patient/pat-1"},
+        "effectiveDateTime": "2023-05-10",
+        "valueCodeableConcept": value,
+    }
+    assert record_of([her2]).her2 == expected
+
+
+def test_her2_condition_code_is_evidence() -> None:
+    assert record_of([fb.breast_cancer()]).her2 == "positive"
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "per_mm3"),
+    [
+        (75, "10*3/uL", 75_000),
+        (75, "10*9/L", 75_000),
+        (75_000, "/mm3", 75_000),
+        (74_999, "/uL", 74_999),
+        (150, "K/uL", 150_000),
+    ],
+)
+def test_platelet_units_normalised_to_per_mm3(value: float, unit: str, per_mm3: float) -> None:
+    record = record_of([fb.observation("platelets", value, fb.ago(days=1), unit=unit)])
+    assert record.latest("platelets").value == pytest.approx(per_mm3)
+
+
+def test_unknown_platelet_unit_is_unreadable_not_guessed() -> None:
+    record = record_of([fb.observation("platelets", 150, fb.ago(days=1), unit="cells/hpf")])
+    assert record.latest("platelets") is None
+    (bad,) = record.unreadable_in("platelets", fb.ago(days=3), fb.NOW)
+    assert "not recognised" in bad.problem
+
+
+@pytest.mark.parametrize("status", ["preliminary", "entered-in-error", "cancelled", "registered"])
+def test_non_final_results_are_ignored(status: str) -> None:
+    record = record_of([fb.observation("platelets", 200, fb.ago(days=1), status=status)])
+    assert record.results_of("platelets") == ()
+
+
+def test_liver_test_ratio_uses_reference_range_high() -> None:
+    record = record_of([fb.observation("alt", 200, fb.ago(days=1))])
+    assert record.latest("alt").times_uln == pytest.approx(5.0)
+
+
+def test_missing_reference_range_leaves_uln_unknown() -> None:
+    record = record_of([fb.observation("alt", 200, fb.ago(days=1), uln=None)])
+    assert record.latest("alt").uln is None
+    assert record.latest("alt").times_uln is None
+
+
+def test_bilirubin_in_umol_per_l_compares_in_one_unit() -> None:
+    record = record_of([fb.observation("bilirubin", 41, fb.ago(days=1), unit="umol/L", uln=20.5)])
+    assert record.latest("bilirubin").times_uln == pytest.approx(2.0)
+
+
+def test_therapy_families_are_told_apart_despite_the_rxnorm_trap() -> None:
+    history = [
+        fb.administration("tdm1", fb.ago(days=21)),
+        fb.administration("tdxd", fb.ago(days=100), dose=5.4),
+        fb.administration("trastuzumab", fb.ago(days=300), dose=6),
+    ]
+    families = {event.family for event in record_of(history).therapy}
+    assert families == {"tdm1", "tdxd", "trastuzumab"}
+
+
+@pytest.mark.parametrize(
+    "coding",
+    [
+        {"system": fb.RXNORM, "code": "1658087", "display": "KADCYLA 100 MG Injection"},
+        {"system": "http://hl7.org/fhir/sid/ndc", "code": "50242008801"},
+        {"system": "http://hl7.org/fhir/sid/ndc", "code": "50242-088-01"},
+    ],
+)
+def test_tdm1_recognised_at_product_level(coding: dict) -> None:
+    admin = fb.administration("tdm1", fb.ago(days=21))
+    admin["medicationCodeableConcept"] = {"coding": [coding]}
+    assert record_of([admin]).therapy[0].family == "tdm1"
+
+
+def test_medication_reference_to_contained_and_referenced_medication() -> None:
+    contained = fb.administration("tdm1", fb.ago(days=21))
+    del contained["medicationCodeableConcept"]
+    contained["contained"] = [
+        {"resourceType": "Medication", "id": "m1", "code": fb.medication_concept("tdm1")}
+    ]
+    contained["medicationReference"] = {"reference": "#m1"}
+    referenced = fb.administration("tdxd", fb.ago(days=200), dose=5.4)
+    del referenced["medicationCodeableConcept"]
+    referenced["medicationReference"] = {"reference": "Medication/enhertu-100"}
+    medication = {"resourceType": "Medication", "id": "enhertu-100", "code": fb.medication_concept("tdxd")}
+    families = sorted(e.family for e in record_of([contained, referenced, medication]).therapy)
+    assert families == ["tdm1", "tdxd"]
+
+
+def test_text_is_the_last_resort() -> None:
+    admin = fb.administration("tdm1", fb.ago(days=21))
+    admin["medicationCodeableConcept"] = {"text": "ado-trastuzumab emtansine 160 mg vial"}
+    assert record_of([admin]).therapy[0].family == "tdm1"
+
+
+@pytest.mark.parametrize(
+    ("text", "family"),
+    [
+        ("Trastuzumab-anns 150 mg", "trastuzumab"),
+        ("fam-trastuzumab deruxtecan-nxki 100 mg", "tdxd"),
+        ("ado-trastuzumab emtansine", "tdm1"),
+        ("T-DM1 3.6 mg/kg", "tdm1"),
+        ("Enhertu", "tdxd"),
+    ],
+)
+def test_text_matching_tells_the_products_apart(text: str, family: str) -> None:
+    admin = fb.administration("tdm1", fb.ago(days=21))
+    admin["medicationCodeableConcept"] = {"text": text}
+    assert record_of([admin]).therapy[0].family == family
+
+
+def test_excluded_medication_statuses() -> None:
+    history = [
+        fb.administration("tdm1", fb.ago(days=21), status="entered-in-error"),
+        fb.administration("tdm1", fb.ago(days=42), status="not-done"),
+        fb.medication_request("tdm1", status="cancelled"),
+        fb.medication_request("tdm1", status="draft"),
+    ]
+    assert record_of(history).therapy == ()
+
+
+def test_progression_from_disease_status_observation() -> None:
+    status = {
+        "resourceType": "Observation",
+        "id": "ds-1",
+        "status": "final",
+        "code": {
+            "coding": [{"system": fb.LOINC, "code": "97509-4", "display": "Cancer disease progression"}]
+        },
+        "subject": {"reference": "Patient/pat-1"},
+        "effectiveDateTime": "2026-06-01T10:00:00Z",
+        "valueCodeableConcept": {
+            "coding": [{"system": fb.SNOMED, "code": "271299001", "display": "Patient's condition worsened"}]
+        },
+    }
+    assert record_of([status]).progression == (datetime(2026, 6, 1, 10, tzinfo=UTC),)
+
+
+def test_datetime_without_seconds_or_zone_is_read() -> None:
+    lab = fb.observation("platelets", 200, fb.ago(days=1))
+    lab["effectiveDateTime"] = "2026-11-24T08:30"
+    assert record_of([lab]).latest("platelets").when == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)

@@ -1,0 +1,95 @@
+"""first-line-use: ASCO 2022 Rec 1.1 and 5.0/5.1; KADCYLA USPI §1.1."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests import fhir_builders as fb
+from tests.unit.rule_helpers import on_order, only, rule_ids
+
+METS = datetime(2025, 3, 14, tzinfo=UTC)
+
+
+def base(*extra: dict) -> list[dict]:
+    return [
+        fb.breast_cancer(onset=datetime(2023, 5, 2, tzinfo=UTC)),
+        fb.liver_metastases(onset=METS),
+        fb.observation("weight", 70.0, fb.ago(days=2)),
+        *fb.fresh_labs(),
+        *extra,
+    ]
+
+
+def test_fires_without_any_her2_therapy_for_metastatic_disease() -> None:
+    finding = only(on_order(fb.medication_request(), base()), "first-line-use")
+    assert finding.indicator == "warning"
+    actions = finding.suggestions[0].actions
+    assert actions[0].type == "delete" and actions[0].resource_id.startswith("MedicationRequest/")
+    created = {
+        a.resource["medicationCodeableConcept"]["coding"][0]["code"] for a in actions if a.type == "create"
+    }
+    assert created == {"1298944", "224905", "72962"}  # pertuzumab, trastuzumab, docetaxel
+
+
+def test_silent_after_first_line_therapy_for_metastatic_disease() -> None:
+    thp = fb.statement("trastuzumab", datetime(2025, 4, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC))
+    assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), base(thp)))
+
+
+def test_silent_in_early_breast_cancer() -> None:
+    history = [fb.breast_cancer(), *fb.fresh_labs(), fb.observation("weight", 70.0, fb.ago(days=2))]
+    assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), history))
+
+
+def adjuvant_ending(end: datetime) -> dict:
+    statement = fb.statement("trastuzumab", datetime(2023, 6, 1, tzinfo=UTC), end)
+    return statement
+
+
+def test_recurrence_within_12_months_of_adjuvant_trastuzumab_is_second_line() -> None:
+    # ended exactly 12 months before the metastatic diagnosis: ASCO Rec 5.0 → second line, silent
+    assert "first-line-use" not in rule_ids(
+        on_order(fb.medication_request(), base(adjuvant_ending(datetime(2024, 3, 14, tzinfo=UTC))))
+    )
+
+
+def test_recurrence_more_than_12_months_after_adjuvant_is_first_line() -> None:
+    # ended 12 months and 1 day before: ASCO Rec 5.1 → first-line recommendations apply
+    finding = only(
+        on_order(fb.medication_request(), base(adjuvant_ending(datetime(2024, 3, 13, tzinfo=UTC)))),
+        "first-line-use",
+    )
+    assert finding.variant == "after-early"
+    assert "2024-03-13" in finding.facts["prior_early"]
+
+
+def test_palliative_intent_places_therapy_without_dates() -> None:
+    statement = fb.statement("trastuzumab", datetime(2020, 1, 1, tzinfo=UTC))
+    statement["extension"] = [
+        {
+            "url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-treatment-intent",
+            "valueCodeableConcept": {
+                "coding": [{"system": fb.SNOMED, "code": "363676003", "display": "Palliative"}]
+            },
+        }
+    ]
+    history = [fb.breast_cancer(), fb.liver_metastases(), statement, *fb.fresh_labs()]
+    assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), history))
+
+
+def test_unplaceable_history_is_said_not_guessed() -> None:
+    undated_mets = fb.liver_metastases()  # no onset date
+    history = [
+        fb.breast_cancer(),
+        undated_mets,
+        fb.statement("trastuzumab", datetime(2024, 1, 1, tzinfo=UTC)),
+        *fb.fresh_labs(),
+    ]
+    findings = on_order(fb.medication_request(), history)
+    assert "first-line-use" not in rule_ids(findings)
+    notes = only(findings, "data-unavailable").facts["notes"]
+    assert any("First-line check not applied" in n for n in notes)
+
+
+def test_not_fired_for_other_drugs() -> None:
+    assert on_order(fb.medication_request("pertuzumab"), base()) == []

@@ -1,0 +1,103 @@
+"""fixed-duration-stop: KADCYLA USPI §2.1 (MBC until progression; EBC 14 cycles)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests import fhir_builders as fb
+from tests.unit.rule_helpers import on_order, on_patient_view, only, rule_ids
+
+
+def metastatic(**kwargs: bool) -> list[dict]:
+    return fb.metastatic_history(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["count", "countMax", "boundsDuration", "boundsRange", "boundsPeriod.end", "text", "note"],
+)
+def test_every_planned_end_is_seen(shape: str) -> None:
+    draft = fb.medication_request()
+    repeat = draft["dosageInstruction"][0]["timing"]["repeat"]
+    if shape == "count":
+        repeat["count"] = 6
+    elif shape == "countMax":
+        repeat["countMax"] = 8
+    elif shape == "boundsDuration":
+        repeat["boundsDuration"] = {"value": 18, "unit": "wk", "system": fb.UCUM, "code": "wk"}
+    elif shape == "boundsRange":
+        repeat["boundsRange"] = {"low": {"value": 4, "code": "mo"}, "high": {"value": 6, "code": "mo"}}
+    elif shape == "boundsPeriod.end":
+        repeat["boundsPeriod"] = {"start": "2026-11-25", "end": "2027-03-31"}
+    elif shape == "text":
+        draft["dosageInstruction"][0]["text"] = "3.6 mg/kg IV q21 days x 6 cycles"
+    else:
+        draft["note"] = [{"text": "Plan: T-DM1 for 8 cycles then reassess"}]
+    finding = only(on_order(draft, metastatic()), "fixed-duration-stop")
+    assert finding.indicator == "warning"
+    (suggestion,) = finding.suggestions
+    (action,) = suggestion.actions
+    assert action.type == "update" and action.resource["id"] == draft["id"]
+    # the suggested order carries no end any more, so accepting it cannot fire the card again
+    assert "fixed-duration-stop" not in rule_ids(on_order(action.resource, metastatic()))
+
+
+def test_open_ended_order_is_silent() -> None:
+    assert "fixed-duration-stop" not in rule_ids(on_order(fb.medication_request(), metastatic()))
+
+
+def test_adjuvant_14_cycle_course_in_early_breast_cancer_is_silent() -> None:
+    history = [fb.breast_cancer(), *fb.fresh_labs(), fb.observation("weight", 70.0, fb.ago(days=2))]
+    assert "fixed-duration-stop" not in rule_ids(on_order(fb.medication_request(count=14), history))
+
+
+def stopped_course(*extra: dict, reason: str | None = None) -> list[dict]:
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    doses = [fb.administration("tdm1", start + timedelta(days=21 * i)) for i in range(6)]
+    order = fb.medication_request(status="stopped", authored=start)
+    order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+        "start": fb.iso(start),
+        "end": fb.iso(start + timedelta(days=21 * 6)),
+    }
+    if reason:
+        order["statusReason"] = {"coding": [{"system": fb.SNOMED, "code": reason}]}
+    return [*metastatic(), order, *doses, *extra]
+
+
+def test_patient_view_flags_a_course_stopped_without_reason() -> None:
+    finding = only(on_patient_view(stopped_course()), "fixed-duration-stop")
+    assert finding.variant == "course-stopped"
+    assert finding.facts["cycles"] == 6
+
+
+@pytest.mark.parametrize("reason", ["266721009", "407563006", "105480006"])
+def test_documented_stop_reason_silences(reason: str) -> None:
+    assert "fixed-duration-stop" not in rule_ids(on_patient_view(stopped_course(reason=reason)))
+
+
+def test_progression_after_start_silences() -> None:
+    progression = {
+        "resourceType": "Observation",
+        "id": "ds-1",
+        "status": "final",
+        "code": {"coding": [{"system": fb.LOINC, "code": "97509-4"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "effectiveDateTime": "2026-06-20",
+        "valueCodeableConcept": {"coding": [{"system": fb.SNOMED, "code": "271299001"}]},
+    }
+    assert "fixed-duration-stop" not in rule_ids(on_patient_view(stopped_course(progression)))
+
+
+def test_next_her2_therapy_silences() -> None:
+    tdxd = fb.administration("tdxd", datetime(2026, 8, 10, tzinfo=UTC), dose=5.4)
+    assert "fixed-duration-stop" not in rule_ids(on_patient_view(stopped_course(tdxd)))
+
+
+def test_adjuvant_course_before_metastases_is_not_judged() -> None:
+    start = datetime(2023, 9, 1, tzinfo=UTC)
+    adjuvant = fb.medication_request(status="completed", authored=start, count=14)
+    doses = [fb.administration("tdm1", start + timedelta(days=21 * i)) for i in range(14)]
+    findings = on_patient_view([*metastatic(), adjuvant, *doses])
+    assert "fixed-duration-stop" not in rule_ids(findings)

@@ -1,0 +1,116 @@
+"""platelets-missing and liver-tests-missing: Boxed Warning; USPI §5.6 (labs before each dose)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from service.clinical.record import ALL_CATEGORIES, OBSERVATIONS
+from tests import fhir_builders as fb
+from tests.unit.rule_helpers import on_order, on_patient_view, only, rule_ids
+
+
+def history_with(*labs: dict) -> list[dict]:
+    return [*fb.metastatic_history(labs=False), *labs]
+
+
+def test_fresh_labs_are_silent() -> None:
+    ids = rule_ids(on_order(fb.medication_request(), history_with(*fb.fresh_labs())))
+    assert not ids & {"platelets-missing", "liver-tests-missing"}
+
+
+def test_no_labs_fire_both_with_suggestions() -> None:
+    findings = on_order(fb.medication_request(), history_with())
+    platelets = only(findings, "platelets-missing")
+    liver = only(findings, "liver-tests-missing")
+    assert platelets.facts["last"] == "none on record"
+    assert liver.facts["missing"] == "ALT, AST, total bilirubin"
+    cbc = platelets.suggestions[0].actions[0].resource
+    assert cbc["resourceType"] == "ServiceRequest" and cbc["code"]["coding"][0]["code"] == "58410-2"
+    panel = liver.suggestions[0].actions[0].resource
+    assert panel["code"]["coding"][0]["code"] == "24325-3"
+
+
+@pytest.mark.parametrize(("age", "fires"), [(timedelta(days=3), False), (timedelta(days=3, seconds=1), True)])
+def test_window_boundary_is_three_days(age: timedelta, fires: bool) -> None:
+    labs = fb.fresh_labs(when=fb.NOW - age)
+    ids = rule_ids(on_order(fb.medication_request(), history_with(*labs)))
+    assert ("platelets-missing" in ids) is fires
+    assert ("liver-tests-missing" in ids) is fires
+
+
+def test_stale_labs_report_their_age() -> None:
+    labs = fb.fresh_labs(when=fb.ago(days=10))
+    finding = only(on_order(fb.medication_request(), history_with(*labs)), "platelets-missing")
+    assert "10 days ago" in finding.facts["last"]
+
+
+def test_only_the_missing_liver_test_is_named() -> None:
+    labs = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "1920-8"]  # no AST
+    finding = only(on_order(fb.medication_request(), history_with(*labs)), "liver-tests-missing")
+    assert finding.facts["missing"] == "AST"
+
+
+@pytest.mark.parametrize("status", ["entered-in-error", "preliminary", "cancelled"])
+def test_invalid_results_do_not_count(status: str) -> None:
+    labs = [fb.observation("platelets", 200, fb.ago(days=1), status=status)]
+    assert "platelets-missing" in rule_ids(on_order(fb.medication_request(), history_with(*labs)))
+
+
+def test_unreadable_result_is_named_not_used() -> None:
+    labs = [fb.observation("platelets", 200, fb.ago(days=1), unit="cells/hpf")]
+    finding = only(on_order(fb.medication_request(), history_with(*labs)), "platelets-missing")
+    assert "could not be read" in finding.facts["unreadable"]
+
+
+def test_future_dose_date_moves_the_window() -> None:
+    draft = fb.medication_request()
+    draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+        "start": fb.iso(fb.NOW + timedelta(days=5))
+    }
+    # labs drawn yesterday will be 6 days old at the dose
+    assert "platelets-missing" in rule_ids(on_order(draft, history_with(*fb.fresh_labs())))
+
+
+def test_suggested_lab_already_in_draft_orders_does_not_fire_again() -> None:
+    first = on_order(fb.medication_request(), history_with())
+    cbc = only(first, "platelets-missing").suggestions[0].actions[0].resource
+    panel = only(first, "liver-tests-missing").suggestions[0].actions[0].resource
+    again = on_order([fb.medication_request(), cbc, panel], history_with())
+    assert not rule_ids(again) & {"platelets-missing", "liver-tests-missing"}
+
+
+def test_individual_lab_orders_cover_only_what_they_order() -> None:
+    alt_only = {
+        "resourceType": "ServiceRequest",
+        "id": "sr-alt",
+        "status": "draft",
+        "intent": "order",
+        "code": {"coding": [{"system": fb.LOINC, "code": "1742-6"}]},
+        "subject": {"reference": "Patient/pat-1"},
+    }
+    findings = on_order([fb.medication_request(), alt_only], history_with())
+    assert "liver-tests-missing" in rule_ids(findings)
+
+
+def test_without_observations_the_checks_are_skipped_and_said() -> None:
+    findings = on_order(fb.medication_request(), history_with(), available=ALL_CATEGORIES - {OBSERVATIONS})
+    assert not rule_ids(findings) & {"platelets-missing", "liver-tests-missing"}
+    unavailable = only(findings, "data-unavailable")
+    assert "Observations" in unavailable.facts["data"]
+    assert "platelets-missing" in unavailable.facts["skipped"]
+
+
+def course(last_dose_days_ago: float, *labs: dict) -> list[dict]:
+    doses = [fb.administration("tdm1", fb.ago(days=last_dose_days_ago + 21 * i)) for i in range(3)]
+    order = fb.medication_request(status="active", authored=fb.ago(days=last_dose_days_ago + 42))
+    return [*fb.metastatic_history(labs=False), order, *doses, *labs]
+
+
+def test_patient_view_checks_labs_only_when_the_dose_is_due() -> None:
+    due_in_3_days = on_patient_view(course(18))
+    due_in_10_days = on_patient_view(course(11))
+    assert {"platelets-missing", "liver-tests-missing"} <= rule_ids(due_in_3_days)
+    assert not rule_ids(due_in_10_days) & {"platelets-missing", "liver-tests-missing"}
+    assert "treatment-summary" in rule_ids(due_in_10_days)

@@ -1,0 +1,44 @@
+"""treatment-summary and patient-view relevance."""
+
+from __future__ import annotations
+
+from service.clinical.record import ALL_CATEGORIES, MEDICATION_ADMINISTRATIONS
+from tests import fhir_builders as fb
+from tests.unit.rule_helpers import on_patient_view, only, rule_ids
+
+
+def on_tdm1(last_dose_days_ago: float, cycles: int = 4, *extra: dict) -> list[dict]:
+    doses = [fb.administration("tdm1", fb.ago(days=last_dose_days_ago + 21 * i)) for i in range(cycles)]
+    return [*fb.metastatic_history(), *doses, *extra]
+
+
+def test_summary_counts_cycles_and_next_due() -> None:
+    finding = only(on_patient_view(on_tdm1(7, 4)), "treatment-summary")
+    assert finding.indicator == "info"
+    assert finding.facts["cycles"] == 4
+    assert finding.facts["last_dose"].startswith("2026-11-18 at 3.6 mg/kg")
+    assert finding.facts["status"] == "next due 2026-12-09"
+
+
+def test_overdue_dose_is_said() -> None:
+    finding = only(on_patient_view(on_tdm1(30)), "treatment-summary")
+    assert finding.facts["status"] == "next dose overdue since 2026-11-16"
+
+
+def test_due_checks_are_listed() -> None:
+    history = [h for h in on_tdm1(20) if h["resourceType"] != "Observation"]  # no labs, no LVEF
+    finding = only(on_patient_view(history), "treatment-summary")
+    assert "platelet count" in finding.facts["due"]
+    assert "ALT, AST and total bilirubin" in finding.facts["due"]
+    assert "LVEF" in finding.facts["due"]
+
+
+def test_no_tdm1_history_no_cards() -> None:
+    assert on_patient_view(fb.metastatic_history()) == []
+
+
+def test_unreadable_medication_history_is_said_not_silent() -> None:
+    findings = on_patient_view(
+        fb.metastatic_history(), available=ALL_CATEGORIES - {MEDICATION_ADMINISTRATIONS}
+    )
+    assert rule_ids(findings) == {"data-unavailable"}
