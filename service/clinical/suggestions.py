@@ -72,6 +72,24 @@ def lab_order(patient_reference: str, loinc_code: str, display: str, reason: str
     )
 
 
+def imaging_order(patient_reference: str, loinc_code: str, display: str, reason: str) -> dict[str, Any]:
+    """An imaging ServiceRequest (e.g. the echocardiogram for LVEF), category SNOMED Imaging."""
+    return validated(
+        {
+            "resourceType": "ServiceRequest",
+            "id": new_id(),
+            "status": "draft",
+            "intent": "order",
+            "category": [
+                {"coding": [{"system": "http://snomed.info/sct", "code": "363679005", "display": "Imaging"}]}
+            ],
+            "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}], "text": display},
+            "subject": {"reference": patient_reference},
+            "reasonCode": [{"text": reason}],
+        }
+    )
+
+
 def new_medication_request(patient_reference: str, rxnorm_code: str, name: str, note: str) -> dict[str, Any]:
     return validated(
         {

@@ -5,7 +5,12 @@ from __future__ import annotations
 from service.clinical.rules.base import Rule
 from service.clinical.rules.first_line import RULE as FIRST_LINE
 from service.clinical.rules.fixed_duration import RULE as FIXED_DURATION
+from service.clinical.rules.hepatotoxicity import RULE as HEPATOTOXICITY
 from service.clinical.rules.lab_monitoring import LIVER_RULE, PLATELETS_RULE
+from service.clinical.rules.lvef_decline import RULE as LVEF_DECLINE
+from service.clinical.rules.lvef_monitoring import RULE as LVEF_MONITORING
+from service.clinical.rules.pulmonary import RULE as PULMONARY
+from service.clinical.rules.thrombocytopenia import RULE as THROMBOCYTOPENIA
 from service.clinical.rules.treatment_summary import RULE as TREATMENT_SUMMARY
 
 # Card order in a response follows this list within each indicator.
@@ -14,5 +19,10 @@ RULES: tuple[Rule, ...] = (
     FIXED_DURATION,
     PLATELETS_RULE,
     LIVER_RULE,
+    THROMBOCYTOPENIA,
+    HEPATOTOXICITY,
+    LVEF_DECLINE,
+    PULMONARY,
+    LVEF_MONITORING,
     TREATMENT_SUMMARY,
 )

@@ -1,0 +1,150 @@
+"""hepatotoxicity: transaminases or bilirubin at a label hold / discontinue level, Hy's law, NRH.
+
+Sources: KADCYLA USPI §2.2 Table 2 (MBC transaminases: > 2.5-5 × ULN same dose, > 5-20 × ULN hold
+then reduce, > 20 × ULN discontinue; mbc.transaminases) and Table 3 (MBC bilirubin: > 1.5-3 × ULN
+hold then same dose, > 3-10 × ULN hold then reduce, > 10 × ULN discontinue; mbc.bilirubin); §2.2
+and §5.1: transaminases > 3 × ULN with total bilirubin > 2 × ULN, and nodular regenerative
+hyperplasia, permanently discontinue (any.hys-law, any.nrh). Early breast cancer: the current
+USPI EBC table (ebc.alt, ebc.ast, ebc.bilirubin), an unverified recollection the card flags.
+
+When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within the lab window),
+ and  the latest valid ALT, AST or total bilirubin in the lab window, as a multiple of its own
+      ULN (Observation.referenceRange.high), falls in a hold or discontinue row of the table for
+      the record's setting; or ALT or AST > 3 × ULN with total bilirubin > 2 × ULN (Hy's law);
+      or nodular regenerative hyperplasia is on the problem list (active or not: a diagnosis
+      means permanent discontinuation; matched on text, no verified code exists),
+Then  critical: hold the dose (with the label's recovery level and resume dose) or permanently
+      discontinue; the most severe finding sets the card, every reason is listed. Suggest
+      removing the draft order.
+Transaminases > 2.5-5 × ULN in MBC ("treat at same dose level") give no card. A result without a
+ULN is never graded against a guessed ULN: it is named in a data-unavailable note (warning), so
+this rule's cards stay critical, as the card contract says. Missing tests are
+liver-tests-missing's business. Setting unknown: both tables, the more severe row wins.
+"""
+
+from __future__ import annotations
+
+from service.clinical.findings import Finding, RuleContext
+from service.clinical.knowledge import Entry
+from service.clinical.record import CONDITIONS, OBSERVATIONS, Result
+from service.clinical.rules import label_tables as tables
+from service.clinical.rules.base import Rule
+
+RULE_ID = "hepatotoxicity"
+TESTS = {"alt": "ALT", "ast": "AST", "bilirubin": "Total bilirubin"}
+TABLES = {
+    "alt": {"metastatic": ("mbc.transaminases",), "early": ("ebc.alt",)},
+    "ast": {"metastatic": ("mbc.transaminases",), "early": ("ebc.ast",)},
+    "bilirubin": {"metastatic": ("mbc.bilirubin",), "early": ("ebc.bilirubin",)},
+}
+HYS_LAW = "any.hys-law"
+NRH = "any.nrh"
+
+
+def _describe(kind: str, result: Result, times: float) -> str:
+    return (
+        f"{TESTS[kind]} {tables.number(result.value or 0)} {result.unit} = {times:.2f} × ULN "
+        f"(ULN {tables.number(result.uln or 0)}) on {tables.day(result.when)}"
+    )
+
+
+def evaluate(ctx: RuleContext) -> list[Finding]:
+    since, until = tables.lab_window(ctx)
+    latest: dict[str, tuple[Result, float]] = {}
+    found: list[tables.Band] = []
+    reasons: list[tuple[int, str, str]] = []  # (severity, headline, reason line)
+    for kind in TESTS:
+        result = ctx.record.latest(kind, since=since, until=until)
+        if result is None:
+            continue
+        times = tables.ratio(result)
+        if times is None:
+            ctx.notes.append(
+                f"{TESTS[kind]} {tables.number(result.value or 0)} {result.unit} on {tables.day(result.when)} "
+                "has no reference range (ULN): it cannot be graded against the KADCYLA hepatotoxicity "
+                "table. Check it against the lab's ULN before the dose."
+            )
+            continue
+        latest[kind] = (result, times)
+        applying: list[tables.Band] = []
+        for entry in tables.entries_for(ctx, TABLES[kind]):
+            applying += tables.bands(entry, {"times_uln": times})[0]
+        for band in tables.worst(applying)[:1]:
+            found.append(band)
+            reasons.append(
+                (
+                    band.severity,
+                    f"{TESTS[kind]} {times:.1f} × ULN",
+                    f"{_describe(kind, result, times)}: {band.instruction()}",
+                )
+            )
+    extra_sources: list[str] = []
+    hys = _hys_law(ctx, latest)
+    if hys:
+        extra_sources.append(HYS_LAW)
+        reasons.append((tables.ACTION_RANK["discontinue"], "Hy's-law pattern", hys))
+    if CONDITIONS not in ctx.record.available:
+        ctx.notes.append(
+            "Nodular regenerative hyperplasia check not applied: the problem list could not be read."
+        )
+    elif ctx.record.has_condition(
+        ctx.params.terminology, "nodular_regenerative_hyperplasia", active_only=False
+    ):
+        extra_sources.append(NRH)
+        reasons.append(
+            (
+                tables.ACTION_RANK["discontinue"],
+                "nodular regenerative hyperplasia",
+                "Nodular regenerative hyperplasia on the problem list (matched on its name; no verified "
+                "code): permanently discontinue T-DM1",
+            )
+        )
+    if not reasons:
+        return []
+    reasons.sort(key=lambda r: -r[0])
+    discontinue = reasons[0][0] >= tables.ACTION_RANK["discontinue"]
+    return [
+        Finding(
+            rule_id=RULE_ID,
+            indicator="critical",
+            variant="discontinue" if discontinue else "hold",
+            facts={
+                "headline": "; ".join(dict.fromkeys(r[1] for r in reasons)),
+                "reasons": [r[2] for r in reasons],
+                "setting": tables.SETTING_NAMES[ctx.record.setting],
+            },
+            order_ref=ctx.order.reference or None if ctx.order else None,
+            suggestions=tables.remove_draft(
+                ctx,
+                "remove-draft",
+                "Remove the T-DM1 draft order" + ("" if discontinue else " (dose held)"),
+            ),
+            sources=tables.cite(found, *extra_sources),
+        )
+    ]
+
+
+def _hys_law(ctx: RuleContext, latest: dict[str, tuple[Result, float]]) -> str:
+    rule: Entry = ctx.params.knowledge.entry(HYS_LAW)
+    limits = rule.value
+    bilirubin = latest.get("bilirubin")
+    transaminases = [(k, latest[k]) for k in ("alt", "ast") if k in latest]
+    if bilirubin is None or not transaminases:
+        return ""
+    kind, (result, times) = max(transaminases, key=lambda item: item[1][1])
+    if times > limits["transaminase_above_uln"] and bilirubin[1] > limits["bilirubin_above_uln"]:
+        return (
+            f"{_describe(kind, result, times)} with {_describe('bilirubin', *bilirubin)}: "
+            f"transaminases > {limits['transaminase_above_uln']:g} × ULN and total bilirubin > "
+            f"{limits['bilirubin_above_uln']:g} × ULN: permanently discontinue T-DM1"
+        )
+    return ""
+
+
+RULE = Rule(
+    rule_id=RULE_ID,
+    needs=frozenset({OBSERVATIONS}),
+    evaluate=evaluate,
+    on_patient_view=True,
+    only_when_due=True,
+)

@@ -1,0 +1,160 @@
+"""Reading the label's hold / modify tables (knowledge/label.yaml) for the rules that act on them.
+
+A table is a knowledge entry whose value is a list of rows. A row's criteria are the keys below; a
+row applies when every criterion holds. The numbers are only ever read from the entry, never
+restated in code. Rows whose criteria need a measure we do not have (e.g. the fall from baseline
+LVEF) are reported as undecided, so the rule can say "cannot be graded" instead of guessing.
+
+The table follows the record's setting: metastatic → mbc.*, early → ebc.* (status unverified, which
+the card says). When the setting is unknown we deliberately apply BOTH tables and keep the more
+severe action, row by row: the EBC table is at least as strict everywhere (bilirubin, LVEF,
+transaminases), so an unknown setting never gets the laxer MBC answer.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from service.clinical.findings import Action, RuleContext, Suggestion
+from service.clinical.knowledge import Entry, KnowledgeError
+from service.clinical.record import Result
+
+# criterion key → (measure it reads, comparison of measure against the row's number)
+CRITERIA: dict[str, tuple[str, Callable[[float, float], bool]]] = {
+    "above_uln": ("times_uln", operator.gt),
+    "up_to_uln": ("times_uln", operator.le),
+    "platelets_below_per_mm3": ("platelets", operator.lt),
+    "platelets_from_per_mm3": ("platelets", operator.ge),
+    "lvef_below": ("lvef", operator.lt),
+    "lvef_from": ("lvef", operator.ge),
+    "lvef_up_to": ("lvef", operator.le),
+    "lvef_below_upper": ("lvef", operator.lt),
+    "lvef_above": ("lvef", operator.gt),
+    "fall_at_least": ("fall", operator.ge),
+    "fall_below": ("fall", operator.lt),
+}
+ACTION_RANK = {"continue": 0, "hold": 1, "discontinue": 3}
+SETTING_NAMES = {
+    "metastatic": "metastatic (MBC table)",
+    "early": "early breast cancer (EBC table, unverified)",
+    "unknown": "not recorded: the stricter of the MBC and EBC tables is applied",
+}
+# Ratios to ULN are rounded before comparison: 1.8 / 1.2 is 1.5000000000000002 in binary floating
+# point, and exactly 1.5 × ULN must not count as "above 1.5 × ULN". Labs report far fewer digits.
+RATIO_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class Band:
+    entry: Entry
+    row: Mapping[str, Any]
+
+    @property
+    def action(self) -> str:
+        return str(self.row.get("action", "continue"))
+
+    @property
+    def severity(self) -> int:
+        rank = ACTION_RANK.get(self.action, 0)
+        # A hold that also costs a dose level on resumption is worse than a plain hold.
+        return rank + (1 if rank == 1 and "reduce" in str(self.row.get("resume", "")) else 0)
+
+    def instruction(self) -> str:
+        """The label's wording for the action, from the row itself."""
+        if self.action == "discontinue":
+            return "permanently discontinue T-DM1"
+        parts = ["hold T-DM1" if self.action == "hold" else "continue"]
+        if self.row.get("until"):
+            parts.append(f"until {self.row['until']}")
+        text = " ".join(parts)
+        if self.row.get("resume"):
+            text += f", then {self.row['resume']}"
+        if self.row.get("then"):
+            text += f"; {self.row['then']}"
+        return text
+
+
+def ratio(result: Result) -> float | None:
+    value = result.times_uln
+    return None if value is None else round(value, RATIO_DIGITS)
+
+
+def _criteria(
+    row: Mapping[str, Any], entry_id: str
+) -> list[tuple[str, Callable[[float, float], bool], float]]:
+    found = []
+    for key, limit in row.items():
+        if key in CRITERIA:
+            measure, compare = CRITERIA[key]
+            if not isinstance(limit, int | float):
+                raise KnowledgeError(f"{entry_id}: {key} must be a number, not {limit!r}")
+            found.append((measure, compare, float(limit)))
+    return found
+
+
+def bands(entry: Entry, measures: Mapping[str, float | None]) -> tuple[list[Band], list[Band]]:
+    """(rows that apply, rows that might apply but need a measure we lack)."""
+    if not isinstance(entry.value, list):
+        raise KnowledgeError(f"{entry.id}: a table must be a list of rows")
+    applies, undecided = [], []
+    for row in entry.value:
+        criteria = _criteria(row, entry.id)
+        if not criteria:
+            continue  # rows like symptomatic_heart_failure are not numeric bands
+        known = [(m, c, limit) for m, c, limit in criteria if measures.get(m) is not None]
+        if not all(c(measures[m], limit) for m, c, limit in known):  # type: ignore[arg-type]
+            continue
+        if len(known) == len(criteria):
+            applies.append(Band(entry, row))
+        else:
+            undecided.append(Band(entry, row))
+    return applies, undecided
+
+
+def entries_for(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> list[Entry]:
+    """The table(s) for the record's setting; both settings' tables when it is unknown."""
+    settings = [ctx.record.setting] if ctx.record.setting in by_setting else list(by_setting)
+    return [ctx.params.knowledge.entry(entry_id) for s in settings for entry_id in by_setting[s]]
+
+
+def worst(found: Iterable[Band]) -> list[Band]:
+    """The most severe applicable rows (several when tables agree; all are cited)."""
+    found = [b for b in found if b.severity > 0]
+    if not found:
+        return []
+    top = max(b.severity for b in found)
+    return [b for b in found if b.severity == top]
+
+
+def lab_window(ctx: RuleContext) -> tuple[datetime, datetime]:
+    """The pre-dose window: lab_window before the dose, and nothing later than now."""
+    return ctx.at - ctx.params.lab_window, ctx.now
+
+
+def day(moment: datetime) -> str:
+    return moment.date().isoformat()
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+
+
+def remove_draft(ctx: RuleContext, key: str, description: str) -> tuple[Suggestion, ...]:
+    """Delete the draft T-DM1 order (orders only: patient-view has no draft to remove)."""
+    if ctx.order is None or not ctx.order.reference:
+        return ()
+    return (
+        Suggestion(
+            key=key,
+            actions=(Action(type="delete", description=description, resource_id=ctx.order.reference),),
+            recommended=True,
+        ),
+    )
+
+
+def cite(found: Iterable[Band], *extra: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([b.entry.id for b in found] + list(extra)))

@@ -1,0 +1,123 @@
+"""lvef-decline: LVEF at a label hold level, or symptomatic heart failure, before a T-DM1 dose.
+
+Sources: KADCYLA USPI §2.2 Table 4 (MBC; mbc.lvef): symptomatic CHF discontinue; LVEF < 40% hold
+(repeat within 3 weeks, discontinue if confirmed); LVEF 40% to ≤ 45% with a fall ≥ 10 points from
+baseline hold; with a fall < 10 points, or LVEF > 45%, continue. Current USPI EBC table (ebc.lvef,
+unverified recollection): LVEF < 45% hold; 45% to < 50% with a fall ≥ 10 points hold; symptomatic
+CHF discontinue. Boxed Warning: withhold for a clinically significant decrease in LV function.
+
+When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within the lab window),
+ and  the latest valid LVEF on record (any LOINC LVEF code, in %) falls in a hold row of the table
+      for the record's setting, the fall being measured from the baseline: the last LVEF before the
+      first T-DM1 dose, else the earliest LVEF on record (not the latest one itself);
+  or  heart failure (condition set heart_failure, active) is on the problem list: taken as
+      symptomatic CHF, since a coded active heart failure is what the EHR can tell us,
+Then  critical: hold (with the table's repeat-LVEF instruction) or discontinue; suggest removing
+      the draft order.
+LVEF exactly 40% (MBC) / 45% (EBC) is not "below"; a fall of exactly 10 points is "≥ 10". When the
+fall decides the action but no baseline exists (T-DM1 already given, a single LVEF on record),
+the LVEF is not graded: a data-unavailable note says so. No LVEF at all is lvef-monitoring's
+business. Setting unknown: both tables, the more severe row wins (see label_tables).
+"""
+
+from __future__ import annotations
+
+from service.clinical.findings import Finding, RuleContext
+from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result
+from service.clinical.rules import label_tables as tables
+from service.clinical.rules.base import Rule
+
+RULE_ID = "lvef-decline"
+TABLES = {"metastatic": ("mbc.lvef",), "early": ("ebc.lvef",)}
+
+
+def baseline(record: PatientRecord, latest: Result) -> Result | None:
+    """The last LVEF before the first T-DM1 dose, else the earliest on record; never `latest` itself
+    once T-DM1 has been given (a single post-treatment LVEF has no baseline to fall from)."""
+    first = record.first_tdm1_date()
+    readable = [r for r in record.results_of("lvef") if r.readable and r.when <= latest.when]
+    if first is None:
+        return latest  # not started: today's LVEF is the baseline
+    before = [r for r in readable if r.when <= first]
+    if before:
+        return before[0]  # newest first
+    earliest = readable[-1] if readable else None
+    return earliest if earliest is not None and earliest is not latest else None
+
+
+def evaluate(ctx: RuleContext) -> list[Finding]:
+    record = ctx.record
+    entries = tables.entries_for(ctx, TABLES)
+    setting = tables.SETTING_NAMES[record.setting]
+    suggestions = tables.remove_draft(ctx, "remove-draft", "Remove the T-DM1 draft order")
+    order_ref = ctx.order.reference or None if ctx.order else None
+    if CONDITIONS not in record.available:
+        ctx.notes.append("Heart failure check not applied: the problem list could not be read.")
+    elif record.has_condition(ctx.params.terminology, "heart_failure"):
+        return [
+            Finding(
+                rule_id=RULE_ID,
+                indicator="critical",
+                variant="heart-failure",
+                facts={"setting": setting},
+                order_ref=order_ref,
+                suggestions=suggestions,
+                sources=tuple(e.id for e in entries),
+            )
+        ]
+    latest = record.latest("lvef", until=ctx.now)
+    if latest is None or latest.value is None:
+        return []
+    base = baseline(record, latest)
+    fall = None if base is None or base.value is None else round(base.value - latest.value, 3)
+    applying: list[tables.Band] = []
+    undecided: list[tables.Band] = []
+    for entry in entries:
+        found, unsure = tables.bands(entry, {"lvef": latest.value, "fall": fall})
+        applying += found
+        undecided += unsure
+    chosen = tables.worst(applying)
+    if not chosen:
+        if tables.worst(undecided):
+            ctx.notes.append(
+                f"LVEF {latest.value:g}% on {tables.day(latest.when)}: the label's action depends on the "
+                "fall from baseline, and no baseline LVEF (before the first T-DM1 dose) is on record. "
+                "It cannot be graded: compare with the pre-treatment LVEF before the dose."
+            )
+        return []
+    band = chosen[0]
+    return [
+        Finding(
+            rule_id=RULE_ID,
+            indicator="critical",
+            variant="hold",
+            facts={
+                "lvef": f"{latest.value:g}",
+                "date": tables.day(latest.when),
+                "baseline": _baseline_text(base, latest),
+                "fall": "not known" if fall is None else ("none" if base is latest else f"{fall:g} points"),
+                "instruction": band.instruction(),
+                "setting": setting,
+            },
+            order_ref=order_ref,
+            suggestions=suggestions,
+            sources=tables.cite(chosen),
+        )
+    ]
+
+
+def _baseline_text(base: Result | None, latest: Result) -> str:
+    if base is latest:
+        return "this LVEF (T-DM1 not started yet)"
+    if base is None or base.value is None:
+        return "none on record before T-DM1"
+    return f"{base.value:g}% on {tables.day(base.when)}"
+
+
+RULE = Rule(
+    rule_id=RULE_ID,
+    needs=frozenset({OBSERVATIONS}),
+    evaluate=evaluate,
+    on_patient_view=True,
+    only_when_due=True,
+)
