@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 from flask import Flask
 
+import service.api.preview as preview
 from service import cards as card_content
 from service import logs
 from service.api import cors, discovery, errors, feedback, health, hooks
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     cors.register(app)
     for blueprint in (discovery.blueprint, hooks.blueprint, feedback.blueprint, health.blueprint):
         app.register_blueprint(blueprint)
+    preview.register(app)  # /preview/: on in dev mode, off in production unless TDM1_CDS_PREVIEW=1
     return app
 
 
