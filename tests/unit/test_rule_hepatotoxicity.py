@@ -1,0 +1,220 @@
+"""hepatotoxicity: KADCYLA USPI §2.2 Tables 2-3 (MBC), §5.1 (Hy's law, NRH), EBC table (unverified).
+
+ULNs from the builders: ALT 40 U/L, AST 40 U/L, total bilirubin 1.2 mg/dL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from service.clinical.record import ALL_CATEGORIES, CONDITIONS
+from service.clinical.rules.hepatotoxicity import RULE, evaluate
+from tests import fhir_builders as fb
+from tests.unit.label_b_helpers import context, early, metastatic, unknown
+from tests.unit.rule_helpers import on_order, on_patient_view, only, rule_ids
+
+JUST_ABOVE = 1.0002  # well above float noise, far below any lab's reporting precision
+
+
+def labs(**values: float) -> list[dict]:
+    return fb.fresh_labs(**values)
+
+
+def outcome(history: list[dict]) -> tuple[str | None, tuple[str, ...]]:
+    findings = evaluate(context(history))
+    if not findings:
+        return None, ()
+    (finding,) = findings
+    assert finding.indicator == "critical"
+    return finding.variant, finding.sources
+
+
+@pytest.mark.parametrize(
+    ("kind", "times", "expected"),
+    [
+        ("alt", 2.5, None),
+        ("alt", 2.5 * JUST_ABOVE, None),  # Grade 2 in MBC: treat at the same dose, no card
+        ("alt", 5, None),
+        ("alt", 5 * JUST_ABOVE, "hold"),
+        ("alt", 20, "hold"),
+        ("alt", 20 * JUST_ABOVE, "discontinue"),
+        ("ast", 5, None),
+        ("ast", 5 * JUST_ABOVE, "hold"),
+        ("ast", 20, "hold"),
+        ("ast", 20 * JUST_ABOVE, "discontinue"),
+        ("bilirubin", 1.5, None),
+        ("bilirubin", 1.5 * JUST_ABOVE, "hold"),
+        ("bilirubin", 3, "hold"),
+        ("bilirubin", 3 * JUST_ABOVE, "hold"),
+        ("bilirubin", 10, "hold"),
+        ("bilirubin", 10 * JUST_ABOVE, "discontinue"),
+    ],
+)
+def test_mbc_table_boundaries(kind: str, times: float, expected: str | None) -> None:
+    variant, sources = outcome(metastatic(*labs(**{kind: fb.ULN[kind] * times})))
+    assert variant == expected
+    if expected:
+        assert sources == ("mbc.bilirubin" if kind == "bilirubin" else "mbc.transaminases",)
+
+
+@pytest.mark.parametrize(("times", "reduce"), [(3, False), (3 * JUST_ABOVE, True)])
+def test_mbc_bilirubin_resume_dose_changes_above_3_uln(times: float, reduce: bool) -> None:
+    (finding,) = evaluate(context(metastatic(*labs(bilirubin=fb.ULN["bilirubin"] * times))))
+    (reason,) = finding.facts["reasons"]
+    assert ("reduce one dose level" in reason) is reduce
+    assert ("same dose" in reason) is not reduce
+
+
+def test_mbc_transaminase_hold_resumes_one_level_lower() -> None:
+    (finding,) = evaluate(context(metastatic(*labs(alt=6 * 40))))
+    (reason,) = finding.facts["reasons"]
+    assert "until AST/ALT ≤ 5 × ULN" in reason and "reduce one dose level" in reason
+    assert finding.facts["headline"] == "ALT 6.0 × ULN"
+
+
+@pytest.mark.parametrize(
+    ("kind", "times", "expected", "reduce"),
+    [
+        ("alt", 3, None, None),
+        ("alt", 3 * JUST_ABOVE, "hold", True),
+        ("alt", 20, "hold", True),
+        ("alt", 20 * JUST_ABOVE, "discontinue", None),
+        ("ast", 3, None, None),
+        ("ast", 3 * JUST_ABOVE, "hold", False),
+        ("ast", 5, "hold", False),
+        ("ast", 5 * JUST_ABOVE, "hold", True),
+        ("ast", 20 * JUST_ABOVE, "discontinue", None),
+        ("bilirubin", 1, None, None),
+        ("bilirubin", 1 * JUST_ABOVE, "hold", True),
+        ("bilirubin", 2, "hold", True),
+        ("bilirubin", 2 * JUST_ABOVE, "discontinue", None),
+    ],
+)
+def test_ebc_table_boundaries(kind: str, times: float, expected: str | None, reduce: bool | None) -> None:
+    findings = evaluate(context(early(*labs(**{kind: fb.ULN[kind] * times}))))
+    if expected is None:
+        assert findings == []
+        return
+    (finding,) = findings
+    assert finding.variant == expected
+    assert finding.sources[0] == f"ebc.{kind}"
+    if reduce is not None:
+        assert ("reduce one dose level" in finding.facts["reasons"][0]) is reduce
+
+
+def test_unknown_setting_takes_the_stricter_table() -> None:
+    # 4 × ULN ALT: MBC says same dose, EBC says hold; an unknown setting must not get the laxer answer.
+    (finding,) = evaluate(context(unknown(*labs(alt=4 * 40))))
+    assert finding.variant == "hold" and finding.sources == ("ebc.alt",)
+    assert "stricter" in finding.facts["setting"]
+
+
+@pytest.mark.parametrize(
+    ("transaminase", "bilirubin", "hys"),
+    [
+        (3, 2, False),
+        (3 * JUST_ABOVE, 2, False),
+        (3, 2 * JUST_ABOVE, False),
+        (3 * JUST_ABOVE, 2 * JUST_ABOVE, True),
+    ],
+)
+@pytest.mark.parametrize("kind", ["alt", "ast"])
+def test_hys_law_both_sides(transaminase: float, bilirubin: float, hys: bool, kind: str) -> None:
+    history = metastatic(*labs(**{kind: 40 * transaminase, "bilirubin": 1.2 * bilirubin}))
+    (finding,) = evaluate(context(history))  # bilirubin 2 × ULN is a Grade 2 hold in MBC anyway
+    assert (finding.variant == "discontinue") is hys
+    assert ("any.hys-law" in finding.sources) is hys
+    assert ("Hy's-law pattern" in finding.facts["headline"]) is hys
+
+
+def test_hys_law_is_listed_first_with_the_other_reasons() -> None:
+    (finding,) = evaluate(context(metastatic(*labs(alt=7 * 40, bilirubin=2.5 * 1.2))))
+    assert finding.variant == "discontinue"
+    assert finding.facts["reasons"][0].endswith("permanently discontinue T-DM1")
+    assert len(finding.facts["reasons"]) == 3
+
+
+def test_missing_uln_is_not_graded_and_said() -> None:
+    alt = fb.observation("alt", 2000, fb.ago(days=1), uln=None)
+    ctx = context(metastatic(alt, *[o for o in labs() if o["code"]["coding"][0]["code"] != "1742-6"]))
+    assert evaluate(ctx) == []
+    assert any("no reference range" in note and "ALT 2,000 U/L" in note for note in ctx.notes)
+
+
+def test_missing_uln_reaches_the_clinician_as_data_unavailable() -> None:
+    alt = fb.observation("alt", 2000, fb.ago(days=1), uln=None)
+    history = metastatic(alt, *[o for o in labs() if o["code"]["coding"][0]["code"] != "1742-6"])
+    findings = on_order(fb.medication_request(), history)
+    assert "hepatotoxicity" not in rule_ids(findings)
+    note = only(findings, "data-unavailable")
+    assert note.indicator == "warning" and any("ULN" in n for n in note.facts["notes"])
+
+
+def test_uln_in_another_unit_is_converted() -> None:
+    bili = fb.observation("bilirubin", 35, fb.ago(days=1), unit="umol/L", uln=20.5)  # 1.71 × ULN
+    others = [o for o in labs() if o["code"]["coding"][0]["code"] != "1975-2"]
+    variant, _ = outcome(metastatic(bili, *others))
+    assert variant == "hold"
+
+
+def test_unreadable_unit_is_not_graded() -> None:
+    alt = fb.observation("alt", 900, fb.ago(days=1), unit="mmol/L")
+    others = [o for o in labs() if o["code"]["coding"][0]["code"] != "1742-6"]
+    assert evaluate(context(metastatic(alt, *others))) == []
+
+
+@pytest.mark.parametrize("status", ["preliminary", "entered-in-error"])
+def test_non_final_results_are_ignored(status: str) -> None:
+    bad = fb.observation("alt", 30 * 40, fb.ago(hours=2), status=status)
+    assert evaluate(context(metastatic(*labs(), bad))) == []
+
+
+def test_results_outside_the_lab_window_are_not_graded() -> None:
+    old = fb.observation("alt", 30 * 40, fb.ago(days=5))
+    assert evaluate(context(metastatic(old))) == []
+
+
+def nrh(**kwargs) -> dict:
+    return fb.condition(
+        "local-123", "Nodular regenerative hyperplasia of liver", system="urn:local", **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    ("clinical_status", "verification", "fires"),
+    [
+        ("active", "confirmed", True),
+        ("resolved", "confirmed", True),  # a diagnosis means permanent discontinuation
+        ("active", "entered-in-error", False),
+        ("active", "refuted", False),
+    ],
+)
+def test_nodular_regenerative_hyperplasia(clinical_status: str, verification: str, fires: bool) -> None:
+    history = metastatic(*labs(), nrh(clinical_status=clinical_status, verification=verification))
+    findings = evaluate(context(history))
+    assert bool(findings) is fires
+    if fires:
+        assert findings[0].variant == "discontinue" and "any.nrh" in findings[0].sources
+
+
+def test_problem_list_unavailable_is_said_for_nrh() -> None:
+    ctx = context(metastatic(*labs()), available=ALL_CATEGORIES - {CONDITIONS})
+    assert evaluate(ctx) == []
+    assert any("Nodular regenerative hyperplasia check not applied" in n for n in ctx.notes)
+
+
+def test_normal_labs_are_silent() -> None:
+    assert evaluate(context(metastatic(*labs()))) == []
+
+
+def test_suggests_removing_the_draft() -> None:
+    (finding,) = evaluate(context(metastatic(*labs(alt=30 * 40))))
+    assert finding.suggestions[0].actions[0].type == "delete"
+
+
+def test_patient_view_only_when_due() -> None:
+    assert RULE.on_patient_view and RULE.only_when_due
+    due = metastatic(fb.administration("tdm1", fb.ago(days=20)), *labs(alt=30 * 40))
+    assert "hepatotoxicity" in rule_ids(on_patient_view(due))
+    not_due = metastatic(fb.administration("tdm1", fb.ago(days=5)), *labs(alt=30 * 40))
+    assert "hepatotoxicity" not in rule_ids(on_patient_view(not_due))

@@ -1,0 +1,125 @@
+"""thrombocytopenia-hold: KADCYLA USPI §2.2 Table 5 (MBC) and the EBC table (unverified)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.clinical.rules.thrombocytopenia import RULE, evaluate
+from tests import fhir_builders as fb
+from tests.unit.label_b_helpers import ORDER_ID, context, early, metastatic, unknown
+from tests.unit.rule_helpers import on_patient_view, rule_ids
+
+
+def platelets(value: float, unit: str = "10*3/uL", **kwargs) -> dict:
+    return fb.observation("platelets", value, fb.ago(days=1), unit=unit, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "fires"),
+    [
+        (75, "10*3/uL", False),
+        (74.999, "10*3/uL", True),
+        (75000, "/mm3", False),
+        (74999, "/mm3", True),
+        (75000, "/uL", False),
+        (74999, "/uL", True),
+        (75, "10*9/L", False),
+        (74.999, "10*9/L", True),
+    ],
+)
+@pytest.mark.parametrize("setting", [metastatic, early, unknown])
+def test_hold_boundary_at_75000_in_every_unit(value: float, unit: str, fires: bool, setting) -> None:
+    findings = evaluate(context(setting(platelets(value, unit))))
+    assert bool(findings) is fires
+    if fires:
+        assert findings[0].indicator == "critical"
+        assert findings[0].order_ref == f"MedicationRequest/{ORDER_ID}"
+
+
+def test_mbc_grade3_cites_the_confirmed_table_and_same_dose() -> None:
+    (finding,) = evaluate(context(metastatic(platelets(49.999))))
+    assert finding.variant == "hold"
+    assert finding.sources == ("mbc.thrombocytopenia",)
+    assert finding.facts["grade"] == "3"
+    assert "same dose" in finding.facts["instruction"]
+    assert finding.facts["platelets"] == "49,999"
+
+
+def test_mbc_grade2_is_held_as_unverified_service_policy() -> None:
+    (finding,) = evaluate(context(metastatic(platelets(50))))
+    assert finding.sources == ("mbc.thrombocytopenia-grade2",)
+    assert finding.facts["grade"] == "2"
+
+
+@pytest.mark.parametrize(("value", "variant"), [(25, "hold"), (24.999, "reduce")])
+@pytest.mark.parametrize("setting", [metastatic, early])
+def test_below_25000_also_reduces_one_level(value: float, variant: str, setting) -> None:
+    (finding,) = evaluate(context(setting(platelets(value))))
+    assert finding.variant == variant
+    assert ("reduce one dose level" in finding.facts["instruction"]) is (variant == "reduce")
+
+
+def test_early_setting_uses_the_unverified_ebc_table() -> None:
+    (finding,) = evaluate(context(early(platelets(60))))
+    assert finding.sources == ("ebc.thrombocytopenia",)
+    assert "EBC" in finding.facts["setting"]
+
+
+def test_unknown_setting_applies_both_tables() -> None:
+    (finding,) = evaluate(context(unknown(platelets(60))))
+    assert set(finding.sources) == {"mbc.thrombocytopenia-grade2", "ebc.thrombocytopenia"}
+    assert "stricter" in finding.facts["setting"]
+
+
+def test_latest_count_decides_recovered_is_silent() -> None:
+    old_low = fb.observation("platelets", 40, fb.ago(days=2))
+    recovered = fb.observation("platelets", 80, fb.ago(hours=3))
+    assert evaluate(context(metastatic(old_low, recovered))) == []
+
+
+def test_count_outside_the_lab_window_is_not_graded() -> None:
+    stale_low = fb.observation("platelets", 40, fb.ago(days=4))
+    assert evaluate(context(metastatic(stale_low))) == []
+
+
+@pytest.mark.parametrize("status", ["preliminary", "entered-in-error", "cancelled", "registered"])
+def test_non_final_results_are_ignored(status: str) -> None:
+    assert evaluate(context(metastatic(platelets(20, status=status)))) == []
+
+
+def test_amended_result_counts() -> None:
+    assert evaluate(context(metastatic(platelets(20, status="amended"))))
+
+
+@pytest.mark.parametrize("unit", ["10*3/mL", "", "g/L"])
+def test_unreadable_unit_is_never_graded(unit: str) -> None:
+    obs = platelets(20)
+    obs["valueQuantity"] = {"value": 20, **({"unit": unit, "code": unit} if unit else {})}
+    assert evaluate(context(metastatic(obs))) == []
+
+
+def test_newer_unreadable_count_is_mentioned_not_used() -> None:
+    low = fb.observation("platelets", 40, fb.ago(days=2))
+    newer = fb.observation("platelets", 90, fb.ago(hours=2))
+    newer["valueQuantity"] = {"value": 90, "unit": "bogus", "code": "bogus"}
+    (finding,) = evaluate(context(metastatic(low, newer)))
+    assert "could not be read" in finding.facts["unreadable"]
+
+
+def test_suggests_removing_the_draft() -> None:
+    (finding,) = evaluate(context(metastatic(platelets(40))))
+    (action,) = finding.suggestions[0].actions
+    assert action.type == "delete" and action.resource_id == f"MedicationRequest/{ORDER_ID}"
+
+
+def test_patient_view_runs_only_when_a_dose_is_due() -> None:
+    assert RULE.on_patient_view and RULE.only_when_due
+    due = metastatic(fb.administration("tdm1", fb.ago(days=20)), platelets(40))
+    assert "thrombocytopenia-hold" in rule_ids(on_patient_view(due))
+    not_due = metastatic(fb.administration("tdm1", fb.ago(days=5)), platelets(40))
+    assert "thrombocytopenia-hold" not in rule_ids(on_patient_view(not_due))
+
+
+def test_patient_view_card_has_no_order_and_no_suggestion() -> None:
+    (finding,) = evaluate(context(metastatic(platelets(40)), hook="patient-view"))
+    assert finding.order_ref is None and finding.suggestions == ()
