@@ -1,17 +1,34 @@
-"""gunicorn settings for tdm1-cds. CLI flags and TDM1_CDS_* settings override bind and workers."""
+"""gunicorn settings for tdm1-cds, read by `tdm1-cds serve` (which sets bind and workers from
+TDM1_CDS_HOST / TDM1_CDS_PORT / TDM1_CDS_WORKERS or its flags).
+
+gthread workers: a hook call spends most of its time waiting on the client's FHIR server, so a few
+threads per process keep a core busy; processes give isolation and use both cores.
+"""
 
 import os
 
-bind = os.environ.get("TDM1_CDS_BIND", "127.0.0.1:8080")
-workers = int(os.environ.get("TDM1_CDS_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("TDM1_CDS_THREADS", "4"))
-# A hook call has a 2 s fetch deadline; anything near this timeout is a stuck worker.
+# A hook call has a 2 s fetch deadline; a worker silent for 30 s is stuck and is replaced.
 timeout = 30
+# SIGTERM (a rolling update, a scale-down): stop accepting, finish calls in flight for up to 20 s.
+# Kubernetes' terminationGracePeriodSeconds (30 s in deploy/k8s) must exceed this.
 graceful_timeout = 20
 keepalive = 5
+# Recycle workers now and then so a slow leak cannot grow without bound; jitter avoids all at once.
 max_requests = 10000
 max_requests_jitter = 500
 accesslog = None  # our own JSON log line per call carries what may be logged; URLs may not
 errorlog = "-"
 loglevel = "warning"
+# The heartbeat file is touched on every request: tmpfs keeps that off a container's overlay disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def child_exit(server, worker):
+    """A worker is gone (crash, kill -9, recycle): its live-gauge files must not count any more.
+    Counters and histograms it wrote stay in the sum, as Prometheus expects of counters."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -12,7 +12,8 @@ from flask import Flask
 import service.api.preview as preview
 from service import cards as card_content
 from service import logs
-from service.api import cors, discovery, errors, feedback, health, hooks
+from service.api import admin, cors, discovery, errors, feedback, health, hooks
+from service.api import metrics as metrics_api
 from service.clinical import knowledge, terminology
 from service.clinical.findings import Params
 from service.settings import Settings, SettingsError, from_env
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     cors.register(app)
     for blueprint in (discovery.blueprint, hooks.blueprint, feedback.blueprint, health.blueprint):
         app.register_blueprint(blueprint)
+    app.register_blueprint(metrics_api.blueprint)  # GET /metrics, and counts every request
+    app.register_blueprint(admin.blueprint)  # GET /admin/report: 404 unless TDM1_CDS_ADMIN_TOKEN is set
     preview.register(app)  # /preview/: on in dev mode, off in production unless TDM1_CDS_PREVIEW=1
     return app
 

@@ -1,4 +1,4 @@
-"""tdm1-cds serve | evaluate | knowledge.
+"""tdm1-cds serve | evaluate | report | migrate | knowledge.
 
 `serve` runs gunicorn (the production server, also in dev); `evaluate` answers one request file
 offline, the way the service would; `knowledge` lists the clinical entries for sign-off.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import runpy
 import sys
 import tempfile
@@ -26,12 +27,16 @@ HOOK_SERVICES = {
 def _serve(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from service.app import create_app
+    from service import metrics_dir
 
     settings = from_env(dev=True if args.dev else None, host=args.host, port=args.port, workers=args.workers)
     if settings.dev and not _is_loopback_host(settings.host):
         print("tdm1-cds: --dev accepts unsigned requests; it only listens on loopback.", file=sys.stderr)
         return 2
+    # Before service.app imports prometheus_client, which picks multi-process mode on import.
+    metrics_directory, owner_pid = metrics_dir.prepare(settings.workers), os.getpid()
+    from service.app import create_app
+
     app = create_app(settings)  # fail here, with a clear message, before gunicorn forks
 
     class Application(BaseApplication):
@@ -51,7 +56,10 @@ def _serve(args: argparse.Namespace) -> int:
         f"tdm1-cds serving on http://{settings.host}:{settings.port} ({'dev mode' if settings.dev else 'production'})",
         file=sys.stderr,
     )
-    Application().run()
+    try:
+        Application().run()
+    finally:
+        metrics_dir.remove(metrics_directory, owner_pid)
     return 0
 
 
@@ -98,6 +106,47 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(_args: argparse.Namespace) -> int:
+    from service.store import StoreUnavailable, migrate_url
+
+    settings = from_env()
+    try:
+        revision = migrate_url(settings.database_url)
+    except StoreUnavailable as exc:
+        print(f"tdm1-cds migrate: {exc}", file=sys.stderr)  # never the URL: it may hold a password
+        return 1
+    print(f"database schema at revision {revision}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service import report
+    from service.store import Store
+
+    settings = from_env()
+    try:
+        since = report.parse_since(args.since)
+    except ValueError as exc:
+        print(f"tdm1-cds report: {exc}", file=sys.stderr)
+        return 2
+    store = Store(settings.database_url, settings.hash_key, migrate_on_open=False)  # read only
+    try:
+        built = report.build(store, since)
+    except SQLAlchemyError as exc:
+        print(
+            f"tdm1-cds report: the card log cannot be read ({type(exc).__name__}); is the database up "
+            "and migrated (tdm1-cds migrate)?",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        store.close()
+    sys.stdout.write(report.render(built, args.format))
+    return 0
+
+
 def _knowledge(args: argparse.Namespace) -> int:
     from service.clinical import knowledge
 
@@ -133,6 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("request")
     evaluate.add_argument("--now", default=None, help="evaluate as of this ISO 8601 instant (dated fixtures)")
     evaluate.set_defaults(run=_evaluate)
+
+    analytics = commands.add_parser(
+        "report", help="cards issued, accepted, overridden (by reason) and unanswered, per rule"
+    )
+    analytics.add_argument("--since", default=None, help="only cards issued from this date (YYYY-MM-DD, UTC)")
+    analytics.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    analytics.set_defaults(run=_report)
+
+    migration = commands.add_parser("migrate", help="upgrade the database schema to this version's head")
+    migration.set_defaults(run=_migrate)
 
     listing = commands.add_parser(
         "knowledge", help="list the clinical knowledge entries with source and status"

@@ -6,18 +6,15 @@ privacy both).
 
 Multi-process gunicorn: prometheus_client picks its value store when it is first imported, from
 PROMETHEUS_MULTIPROC_DIR. `tdm1-cds serve` sets that variable before anything imports this module
-when it runs more than one worker (see `prepare_multiprocess_dir`), gunicorn.conf.py marks dead
-workers, and `render()` aggregates every worker's files; otherwise each scrape would see one worker.
+when it runs more than one worker (service/metrics_dir.py), gunicorn.conf.py marks dead workers, and
+`render()` aggregates every worker's files; otherwise each scrape would see one worker's share.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -76,13 +73,17 @@ CARD_LOG_WRITE_FAILURES = Counter(
     "Issued-card log writes that failed after retrying; the EHR still got its cards.",
     ["service"],
 )
+CARD_LOG_DROPPED = Counter(
+    "tdm1_cds_card_log_dropped",
+    "Issued cards never logged: the in-process backlog was full while the database was down.",
+)
 FEEDBACK_ITEMS = Counter(
     "tdm1_cds_feedback_items",
     "Feedback items received, by outcome and whether they were new or a repeat.",
     ["outcome", "stored"],
 )
 
-_LABEL_SAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
+_LABEL_SAFE = re.compile(r"[^A-Za-z0-9_.:/<>\-]")
 
 
 def _label(value: object, limit: int = 64) -> str:
@@ -128,6 +129,10 @@ def card_log_write_failed(service: str) -> None:
     CARD_LOG_WRITE_FAILURES.labels(_label(service)).inc()
 
 
+def card_log_dropped(cards: int) -> None:
+    CARD_LOG_DROPPED.inc(cards)
+
+
 def feedback_received(outcome: str, new: bool) -> None:
     FEEDBACK_ITEMS.labels(_label(outcome, 16), "new" if new else "repeat").inc()
 
@@ -143,34 +148,6 @@ def render() -> tuple[bytes, str]:
         _multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-
-def prepare_multiprocess_dir(workers: int, environ: dict[str, str] | None = None) -> Path | None:
-    """Before gunicorn forks (and before prometheus_client is imported): a clean shared directory.
-
-    An operator's PROMETHEUS_MULTIPROC_DIR (e.g. an emptyDir in Kubernetes) is used and wiped, as
-    files from a previous run would add old counts to new ones. Otherwise, with more than one worker,
-    a temporary directory is created; the caller removes it at exit. Returns the directory it
-    created, if any.
-    """
-    env = os.environ if environ is None else environ
-    configured = env.get(MULTIPROC_ENV)
-    if configured:
-        path = Path(configured)
-        path.mkdir(parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink(missing_ok=True)
-        return None
-    if workers <= 1:
-        return None
-    created = Path(tempfile.mkdtemp(prefix="tdm1-cds-metrics-"))
-    env[MULTIPROC_ENV] = str(created)
-    return created
-
-
-def remove_multiprocess_dir(path: Path | None) -> None:
-    if path is not None:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def mark_process_dead(pid: int) -> None:

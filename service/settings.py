@@ -59,6 +59,8 @@ class Settings:
     # Key for the keyed hash of patient ids in the card log; generated and kept in the database when empty.
     hash_key: str = ""
     log_level: str = "INFO"
+    # /admin/report (override analytics, HTML) answers only to this bearer token; empty = the page is 404.
+    admin_token: str = ""
     # Dev mode only: evaluate as if it were this instant (ISO 8601), so dated fixtures stay reproducible.
     fixed_now: str = ""
     extra: dict[str, Any] = field(default_factory=dict)

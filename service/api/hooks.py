@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify
 
+from service import metrics
 from service.api import body
 from service.api.errors import ApiError
 from service.api.services import REGISTRY, ServiceDeclaration, cds_service
@@ -191,6 +192,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     else:
         findings = engine.evaluate_patient_view(record, now, params, notes=data.notes)
     cards = [render(f, current_app.config["CARD_CONTENT"], params.knowledge) for f in findings]
+    metrics.cards_issued(cards)
     _record_cards(declaration, patient_id, request_body["hookInstance"], cards)
     _log_call(declaration, request_body, started, cards=cards, data=data)
     return {"cards": cards}
@@ -205,7 +207,8 @@ def _record_cards(
         current_app.config["STORE"].log_cards(
             declaration.id, declaration.hook, patient_id, hook_instance, cards
         )
-    except Exception as exc:  # the EHR still gets its cards; the gap is visible in the log
+    except Exception as exc:  # the EHR still gets its cards; the gap is visible in the log and metrics
+        metrics.card_log_write_failed(declaration.id)
         log.error("card log write failed", extra={"error": type(exc).__name__, "service": declaration.id})
 
 
@@ -218,6 +221,8 @@ def _log_call(
     data: ResolvedData | None,
 ) -> None:
     store = current_app.config["STORE"]
+    if data is not None:
+        metrics.prefetch_keys(data.prefetched_keys, data.fetched_keys, sorted(data.failures))
     log.info(
         "hook call",
         extra={

@@ -1,0 +1,1 @@
+"""Alembic migrations for the issued-card log, feedback and the JWT replay cache (see service.store.migrate)."""
