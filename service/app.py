@@ -10,8 +10,8 @@ import requests
 from flask import Flask
 
 import service.api.preview as preview
+from service import auth, logs
 from service import cards as card_content
-from service import logs
 from service.api import admin, cors, discovery, errors, feedback, health, hooks
 from service.api import metrics as metrics_api
 from service.clinical import knowledge, terminology
@@ -33,11 +33,7 @@ def params_from(settings: Settings) -> Params:
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
     settings = settings or from_env()
-    if not settings.dev and not settings.issuers_file:
-        raise SettingsError(
-            "Production authentication is not configured: set TDM1_CDS_ISSUERS to the trusted-issuers "
-            "file, or run with --dev (TDM1_CDS_DEV=1) on loopback for development."
-        )
+    trusted = auth.load_trust(settings)  # before anything else: no trust file, no service
     logs.configure(settings.log_level)
     app = Flask("tdm1_cds")
     app.config.update(
@@ -49,12 +45,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         CARD_CONTENT=card_content.load(Path(settings.cards_dir)),
         STORE=store or Store(settings.database_url, settings.hash_key),
         HTTP_SESSION=_http_session(),
-        FHIR_SERVER_POLICY=None,
         CLOCK=_clock(settings),  # the clinical core takes `now` as an argument; dev and tests may pin it
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     errors.register(app)
     cors.register(app)
+    auth.register(app, settings, trusted)
     for blueprint in (discovery.blueprint, hooks.blueprint, feedback.blueprint, health.blueprint):
         app.register_blueprint(blueprint)
     app.register_blueprint(metrics_api.blueprint)  # GET /metrics, and counts every request

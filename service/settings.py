@@ -56,6 +56,14 @@ class Settings:
     lvef_interval_days: int = 90
     dose_tolerance: float = 0.05
     cors_origins: tuple[str, ...] = ()
+    # CDS client JWTs (service/auth.py). `aud` must be the URL called: public_url + path, or an alias + path.
+    audience_aliases: tuple[str, ...] = ()
+    jwt_algorithms: tuple[str, ...] = ("ES384", "RS384")
+    jwt_leeway_seconds: int = 30
+    jwt_max_lifetime_seconds: int = 3600
+    jwks_timeout_seconds: float = 3.0
+    jwks_max_age_seconds: float = 3600.0
+    jwks_refresh_floor_seconds: float = 60.0
     # Key for the keyed hash of patient ids in the card log; generated and kept in the database when empty.
     hash_key: str = ""
     log_level: str = "INFO"
@@ -91,6 +99,13 @@ _PARSERS: dict[str, Any] = {
     "lvef_interval_days": int,
     "dose_tolerance": float,
     "cors_origins": _list,
+    "audience_aliases": _list,
+    "jwt_algorithms": _list,
+    "jwt_leeway_seconds": int,
+    "jwt_max_lifetime_seconds": int,
+    "jwks_timeout_seconds": float,
+    "jwks_max_age_seconds": float,
+    "jwks_refresh_floor_seconds": float,
 }
 
 
@@ -115,6 +130,20 @@ def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Setting
 
 
 def validate(settings: Settings) -> None:
+    # Asymmetric signatures only (CDS Hooks 2.0.1 forbids `none` and HMAC); ES384/RS384 are recommended.
+    unsupported = set(settings.jwt_algorithms) - {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"}
+    if unsupported or not settings.jwt_algorithms:
+        raise SettingsError(
+            f"{PREFIX}JWT_ALGORITHMS: only ES256/384/512 and RS256/384/512 are allowed, not {sorted(unsupported)}"
+        )
+    if not 0 <= settings.jwt_leeway_seconds <= 300:
+        raise SettingsError(f"{PREFIX}JWT_LEEWAY_SECONDS must be between 0 and 300")
+    if settings.jwt_max_lifetime_seconds <= 0:
+        raise SettingsError(f"{PREFIX}JWT_MAX_LIFETIME_SECONDS must be positive")
+    if settings.jwks_timeout_seconds <= 0 or settings.jwks_refresh_floor_seconds < 0:
+        raise SettingsError(f"{PREFIX}JWKS_TIMEOUT_SECONDS must be positive, JWKS_REFRESH_FLOOR_SECONDS >= 0")
+    if settings.cors_origins and "*" in settings.cors_origins and len(settings.cors_origins) > 1:
+        raise SettingsError(f"{PREFIX}CORS_ORIGINS: '*' cannot be combined with named origins")
     if settings.fixed_now and not settings.dev:
         raise SettingsError(f"{PREFIX}FIXED_NOW is for dev mode only")
     if settings.fetch_deadline_seconds <= 0:

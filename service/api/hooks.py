@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify
 
-from service import metrics
+from service import auth, metrics
 from service.api import body
 from service.api.errors import ApiError
 from service.api.services import REGISTRY, ServiceDeclaration, cds_service
@@ -119,11 +119,13 @@ def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
     if not server:
         return None
     settings = current_app.config["SETTINGS"]
-    allow = current_app.config.get("FHIR_SERVER_POLICY")
-    if allow is not None:
-        if not allow(server):
-            raise ApiError(400, "fhirServer is not allowed for this client.")
-    elif settings.dev and not is_loopback(server):
+    if not settings.dev:
+        # Only the FHIR servers listed for the verified issuer: decided before any lookup or connection.
+        caller = auth.current_client()
+        if caller is None or not caller.issuer.allows_fhir_server(server):
+            log.warning("fhirServer refused: not listed for the issuer", extra=auth.log_fields())
+            raise ApiError(400, "fhirServer is not an allowed FHIR server for this client.")
+    elif not is_loopback(server):
         # The public sandbox sends its own server with complete prefetch: use the prefetch, call nobody.
         log.info("fhirServer ignored in dev mode (not loopback)")
         return None
@@ -234,5 +236,6 @@ def _log_call(
             "fetched": data.fetched_keys if data else [],
             "fetch_failures": sorted(data.failures) if data else [],
             "ms": round((time.monotonic() - started) * 1000, 1),
+            **auth.log_fields(),
         },
     )
