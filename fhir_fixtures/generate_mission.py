@@ -238,7 +238,7 @@ def main() -> None:
         fb.liver_metastases(patient_id=pid, onset=datetime(2025, 3, 14, tzinfo=UTC)),
     ]
     resources += [
-        fb.observation("platelets", 150 + i, fb.ago(days=4 + 21 * i), patient_id=pid) for i in range(25)
+        fb.observation("platelets", 150 + i, fb.ago(days=1 + 21 * i), patient_id=pid) for i in range(25)
     ]
     resources += [
         fb.observation(k, v, fb.ago(days=1), patient_id=pid)
