@@ -431,6 +431,8 @@ def build(
                     progression.append(when)
             elif kind == "her2":
                 when, _ = effective_time(resource)
+                # Pathology reports often carry only `issued`: an undated result would be lost.
+                when = when or parse_datetime(resource.get("issued"))
                 reading = _her2_reading(resource, terminology)
                 if when and reading != "unknown":
                     her2_readings.append((when, reading, resource_key(resource) or "Observation"))
@@ -477,10 +479,16 @@ def _her2_status(
     if readings:
         when, reading, source = max(readings, key=lambda r: r[0])
         return reading, f"{source} ({when.date().isoformat()})"
+    coded: list[tuple[datetime, int, Her2, str]] = []
     for condition in conditions:
+        onset = condition.onset or datetime.min.replace(tzinfo=UTC)
         if terminology.in_condition_set("her2_negative_breast_cancer", condition.codes):
-            return "negative", condition.resource_id
-    for condition in conditions:
-        if terminology.in_condition_set("her2_positive_breast_cancer", condition.codes):
-            return "positive", condition.resource_id
+            coded.append((onset, 1, "negative", condition.resource_id))
+        elif terminology.in_condition_set("her2_positive_breast_cancer", condition.codes):
+            coded.append((onset, 0, "positive", condition.resource_id))
+    if coded:
+        # The latest diagnosis decides (a metastasis can be re-typed); on a tie, negative wins so
+        # that a contradiction is shown rather than hidden.
+        _onset, _rank, status, source = max(coded, key=lambda c: (c[0], c[1]))
+        return status, source
     return "unknown", ""

@@ -1,0 +1,247 @@
+"""Dose arithmetic shared by dose-check and product-mixup: mg/kg from the order, ladder levels,
+look-alike levels, and the corrected order a card may suggest.
+
+Sources: KADCYLA USPI §2.1-2.2 (3.6 mg/kg maximum, 3.6 → 3.0 → 2.4 mg/kg ladder, no re-escalation);
+ENHERTU USPI §2 and the trastuzumab USPI for the look-alike levels (knowledge `dosing.*`).
+
+Both rules read the same numbers through these functions, so the decision "this T-DM1 dose is a
+look-alike product's dose" (product-mixup) and "this T-DM1 dose is off the ladder" (dose-check)
+can never disagree about a dose.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from service.clinical.findings import RuleContext
+from service.clinical.knowledge import Knowledge
+from service.clinical.record import OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent
+from service.clinical.resources import as_dict, as_list, as_str
+from service.clinical.suggestions import InvalidSuggestion, validated
+from service.clinical.terminology import TDM1, TDXD, TRASTUZUMAB
+
+# Float noise: 3.6 × 1.05 is 3.7800000000000002; a dose of exactly 3.78 is within tolerance.
+_EPSILON = 1e-9
+# Orders in mg are rounded to whole milligrams: vials are 100/160 mg at 20 mg/mL.
+_MG_DECIMALS = 0
+_DOSE_IN_TEXT = re.compile(r"\d+(?:[.,]\d+)?\s*mg(?:\s*/\s*kg)?", re.IGNORECASE)
+
+PRODUCT_NAMES = {
+    TDM1: "T-DM1 (Kadcyla)",
+    TDXD: "T-DXd (Enhertu)",
+    TRASTUZUMAB: "trastuzumab",
+}
+# The clinical drug (SCD) used when a card drafts an order for the product the dose belongs to.
+PRODUCT_RXNORM = {
+    TDM1: ("1658084", "ado-trastuzumab emtansine 100 MG Injection"),
+    TDXD: ("2267576", "fam-trastuzumab deruxtecan-nxki 100 MG Injection"),
+    TRASTUZUMAB: ("1922509", "trastuzumab 150 MG Injection"),
+}
+
+
+def within(value: float, level: float, tolerance: float) -> bool:
+    return abs(value - level) <= level * tolerance + _EPSILON
+
+
+def ladder(knowledge: Knowledge) -> tuple[float, ...]:
+    """T-DM1 levels, highest first."""
+    return tuple(sorted(knowledge.value("dosing.reduction-ladder")["levels_mg_per_kg"], reverse=True))
+
+
+def maximum(knowledge: Knowledge) -> float:
+    return float(knowledge.value("dosing.maximum")["mg_per_kg"])
+
+
+def ladder_level(value: float, knowledge: Knowledge, tolerance: float) -> float | None:
+    """The ladder level this dose is (within tolerance), else None."""
+    matches = [level for level in ladder(knowledge) if within(value, level, tolerance)]
+    return min(matches, key=lambda level: abs(value - level)) if matches else None
+
+
+def allowed_level(
+    value: float, ceiling: float | None, knowledge: Knowledge, tolerance: float
+) -> float | None:
+    """The nearest ladder level not above the ordered dose nor above the patient's current level."""
+    candidates = [
+        level
+        for level in ladder(knowledge)
+        if (level <= value or within(value, level, tolerance)) and (ceiling is None or level <= ceiling)
+    ]
+    return max(candidates) if candidates else None
+
+
+@dataclass(frozen=True)
+class LookalikeMatch:
+    family: str
+    level: float
+
+    @property
+    def product(self) -> str:
+        return PRODUCT_NAMES[self.family]
+
+
+def lookalike_matches(
+    value: float, family: str, knowledge: Knowledge, tolerance: float
+) -> tuple[LookalikeMatch, ...]:
+    """Other products' levels this dose matches, nearest first; none when it is the product's own.
+
+    A dose within tolerance of one of its own product's levels is that product's dose, even where
+    the tolerance bands overlap (T-DM1 3.0 and T-DXd 3.2 overlap between 3.04 and 3.15 mg/kg).
+    """
+    levels: dict[str, list[float]] = knowledge.value("dosing.lookalike-levels")
+    if any(within(value, level, tolerance) for level in levels.get(family, ())):
+        return ()
+    # T-DM1 is the product this service guards: it is compared with both look-alikes; a T-DXd or
+    # trastuzumab order is compared with T-DM1 only (their mutual confusions are out of scope).
+    others = [f for f in levels if f != family] if family == TDM1 else [TDM1]
+    matches = [
+        LookalikeMatch(other, float(level))
+        for other in others
+        for level in levels[other]
+        if within(value, level, tolerance)
+    ]
+    return tuple(sorted(matches, key=lambda m: abs(value - m.level) / m.level))
+
+
+@dataclass(frozen=True)
+class OrderedDose:
+    """The ordered dose in mg/kg, or why it cannot be known."""
+
+    dose: Dose | None
+    mg_per_kg: float | None
+    weight: Result | None  # the weight the mg dose was divided by (mg orders only)
+    latest_weight: Result | None  # newest readable weight at all, for the card text
+    problem: str  # "" | "no-dose" | "no-weight-data" | "weight-missing" | "weight-stale"
+
+
+def weight_for(
+    record: PatientRecord, at: datetime, stale_after: timedelta
+) -> tuple[Result | None, Result | None]:
+    """(fresh weight, newest weight): fresh means measured no more than `stale_after` before the dose."""
+    newest = record.latest("weight", until=at)
+    if newest is None or newest.when < at - stale_after:
+        return None, newest
+    return newest, newest
+
+
+def ordered_dose(ctx: RuleContext) -> OrderedDose:
+    order = ctx.order
+    dose = order.dose if order else None
+    if dose is None:
+        return OrderedDose(None, None, None, None, "no-dose")
+    if dose.unit == "mg/kg":
+        return OrderedDose(dose, dose.value, None, None, "")
+    if OBSERVATIONS not in ctx.record.available:
+        return OrderedDose(dose, None, None, None, "no-weight-data")
+    fresh, newest = weight_for(ctx.record, ctx.at, ctx.params.weight_stale)
+    if fresh is None or fresh.value is None:
+        return OrderedDose(dose, None, None, newest, "weight-stale" if newest else "weight-missing")
+    return OrderedDose(dose, dose.value / fresh.value, fresh, newest, "")
+
+
+def event_mg_per_kg(event: TherapyEvent, record: PatientRecord, stale_after: timedelta) -> float | None:
+    """A past dose in mg/kg; an mg dose is divided by the weight recorded around that dose."""
+    if event.dose is None or event.start is None:
+        return None
+    if event.dose.unit == "mg/kg":
+        return event.dose.value
+    # The weight of the day counts even if charted a little after the infusion started.
+    weight = record.latest("weight", since=event.start - stale_after, until=event.start + timedelta(days=1))
+    return event.dose.value / weight.value if weight and weight.value else None
+
+
+def describe(dose: Dose) -> str:
+    return f"{dose.value:g} {dose.unit}"
+
+
+def level_in_order_unit(level: float, ordered: OrderedDose) -> tuple[float, str]:
+    """The level as the order states doses: mg/kg as is; mg as level × the weight used."""
+    if ordered.dose is not None and ordered.dose.unit == "mg" and ordered.weight and ordered.weight.value:
+        return round(level * ordered.weight.value, _MG_DECIMALS), "mg"
+    return level, "mg/kg"
+
+
+def shown(value: float, unit: str) -> str:
+    """As clinicians write doses: 3.0 mg/kg (one decimal), 252 mg (whole milligrams)."""
+    return f"{value:.1f} mg/kg" if unit == "mg/kg" else f"{value:.{_MG_DECIMALS}f} {unit}"
+
+
+def update_description(value: float, unit: str, level: float) -> str:
+    per_kg = "" if unit == "mg/kg" else f" ({level:.1f} mg/kg)"
+    return f"Same T-DM1 order at {shown(value, unit)}{per_kg}"
+
+
+def with_dose(resource: dict[str, Any], value: float, unit: str) -> dict[str, Any]:
+    """A copy of the order with its first doseQuantity set to `value` (in `unit`), text to match.
+
+    The unit coding of the order is kept when it is the unit we write; otherwise UCUM is written.
+    Dosage text that states a dose is rewritten so the order cannot say two different doses.
+    """
+    updated = copy.deepcopy(resource)
+    text_dose = shown(value, unit)
+    for instruction in as_list(updated.get("dosageInstruction")):
+        instruction = as_dict(instruction)
+        for dose_and_rate in as_list(instruction.get("doseAndRate")):
+            quantity = as_dict(as_dict(dose_and_rate).get("doseQuantity"))
+            if not quantity:
+                continue
+            if (as_str(quantity.get("code")) or as_str(quantity.get("unit")) or "").lower() != unit:
+                quantity.update({"unit": unit, "system": "http://unitsofmeasure.org", "code": unit})
+            quantity["value"] = int(value) if float(value).is_integer() else value
+            for text_element in ("text", "patientInstruction"):
+                text = as_str(instruction.get(text_element))
+                if text and _DOSE_IN_TEXT.search(text):
+                    instruction[text_element] = _DOSE_IN_TEXT.sub(text_dose, text, count=1)
+            return updated
+    return updated
+
+
+def offered_update(original: dict[str, Any], updated: dict[str, Any]) -> dict[str, Any] | None:
+    """The corrected order if it may be offered, else None.
+
+    We validate the corrected order with the R4B model. Drafts from real EHRs often carry vendor
+    extensions or elements a strict model rejects; if the EHR's own draft fails validation too,
+    the failure is not ours (we changed one decimal and perhaps a text), so the update is still
+    offered: refusing it would leave the clinician with a card and no fix. If the original passes
+    and our copy fails, our change broke it and nothing is offered.
+    """
+    try:
+        return validated(updated)
+    except InvalidSuggestion:
+        try:
+            validated(original)
+        except InvalidSuggestion:
+            return updated
+        return None
+
+
+def new_order_like(
+    draft: dict[str, Any], family: str, patient_reference: str, new_id: str, dose: float, unit: str
+) -> dict[str, Any] | None:
+    """A new draft order for another product, keeping the draft's schedule and route."""
+    code, name = PRODUCT_RXNORM[family]
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": new_id,
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [
+                {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": name}
+            ],
+            "text": name,
+        },
+        "subject": draft.get("subject") or {"reference": patient_reference},
+    }
+    instructions = as_list(draft.get("dosageInstruction"))
+    if instructions:
+        resource["dosageInstruction"] = [copy.deepcopy(as_dict(instructions[0]))]
+        resource = with_dose(resource, dose, unit)
+    try:
+        return validated(resource)
+    except InvalidSuggestion:
+        return None
