@@ -17,6 +17,7 @@ SNOMED = "http://snomed.info/sct"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM = "http://unitsofmeasure.org"
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+EHR_BASE = "https://ehr.example.org/fhir"
 
 DRUGS = {
     "tdm1": ("1371046", "Kadcyla"),
@@ -259,7 +260,8 @@ def statement(
 
 def searchset(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
     entries = [
-        {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": r, "search": {"mode": "match"}} for r in resources
+        {"fullUrl": f"{EHR_BASE}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+        for r in resources
     ]
     return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
 
