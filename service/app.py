@@ -16,6 +16,7 @@ from service.api import admin, cors, discovery, errors, feedback, health, hooks
 from service.api import metrics as metrics_api
 from service.clinical import knowledge, terminology
 from service.clinical.findings import Params
+from service.fhir.cache import FetchCache
 from service.settings import Settings, SettingsError, from_env
 from service.store import Store
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         CARD_CONTENT=card_content.load(Path(settings.cards_dir)),
         STORE=store or Store(settings.database_url, settings.hash_key),
         HTTP_SESSION=_http_session(),
+        FETCH_CACHE=FetchCache(settings.fetch_cache_ttl_seconds, settings.fetch_cache_max_bytes),
         CLOCK=_clock(settings),  # the clinical core takes `now` as an argument; dev and tests may pin it
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]

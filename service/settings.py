@@ -50,6 +50,10 @@ class Settings:
     fetch_deadline_seconds: float = 2.0
     fetch_max_pages: int = 20
     fetch_workers: int = 16
+    # order-select then order-sign on the same draft: reuse what was fetched (not prefetched) for the
+    # same patient, server and token for this long (0 = off), within this many bytes per worker.
+    fetch_cache_ttl_seconds: float = 30.0
+    fetch_cache_max_bytes: int = 32 * 1024 * 1024
     # Operational windows that decide when a check is due; the label's own numbers are knowledge.
     lab_window_days: int = 3
     weight_stale_days: int = 30
@@ -94,6 +98,8 @@ _PARSERS: dict[str, Any] = {
     "fetch_deadline_seconds": float,
     "fetch_max_pages": int,
     "fetch_workers": int,
+    "fetch_cache_ttl_seconds": float,
+    "fetch_cache_max_bytes": int,
     "lab_window_days": int,
     "weight_stale_days": int,
     "lvef_interval_days": int,
@@ -146,6 +152,8 @@ def validate(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}CORS_ORIGINS: '*' cannot be combined with named origins")
     if settings.fixed_now and not settings.dev:
         raise SettingsError(f"{PREFIX}FIXED_NOW is for dev mode only")
+    if settings.fetch_cache_ttl_seconds < 0 or settings.fetch_cache_max_bytes < 0:
+        raise SettingsError(f"{PREFIX}FETCH_CACHE_TTL_SECONDS and FETCH_CACHE_MAX_BYTES cannot be negative")
     if settings.fetch_deadline_seconds <= 0:
         raise SettingsError(f"{PREFIX}FETCH_DEADLINE_SECONDS must be positive")
     if settings.max_body_bytes <= 0:

@@ -180,6 +180,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             deadline_seconds=settings.fetch_deadline_seconds,
             workers=settings.fetch_workers,
             draft_resources=[o.resource for o in orders],
+            cache=current_app.config.get("FETCH_CACHE"),
         )
     except DataNotObtainable as exc:
         raise ApiError(412, f"Data needed and not obtainable: {exc}.") from None

@@ -19,16 +19,28 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from service.clinical.resources import as_dict, as_list, as_str
+from service.fhir.cache import Scope, token_fingerprint
 
 log = logging.getLogger("tdm1_cds.fhir")
+# urllib3 logs each request line at DEBUG, and FHIR search URLs carry the patient id: whatever level
+# an operator sets on the root logger, those lines must not be written.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.WARNING)
 ACCEPT = "application/fhir+json, application/json;q=0.9"
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 
 class FetchError(Exception):
-    """One query failed; the message is safe to show (no token, no patient data)."""
+    """One query failed; the message is safe to show (no token, no patient data).
+
+    `reason` is a short code for metrics: timeout, network, http_4xx, http_5xx or invalid.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -36,6 +48,7 @@ class FetchResult:
     key: str
     resources: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    reason: str = ""  # metrics code when error is set
     pages: int = 0
     truncated: bool = False
     seconds: float = 0.0
@@ -64,6 +77,10 @@ class FhirClient:
         self._session = session or requests.Session()
         self.max_pages = max_pages
 
+    def cache_scope(self, patient_id: str) -> Scope:
+        """Whose data this client reads, for the fetch cache: never the token, only its fingerprint."""
+        return Scope(self.base_url, patient_id, token_fingerprint(self._token))
+
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": ACCEPT}
         if self._token:
@@ -73,9 +90,9 @@ class FhirClient:
     def get_json(self, url: str, deadline: float) -> dict[str, Any]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise FetchError("deadline reached")
+            raise FetchError("deadline reached", "timeout")
         if not same_origin(url, self.base_url):
-            raise FetchError("refused a link to another server")
+            raise FetchError("refused a link to another server", "invalid")
         try:
             response = self._session.get(
                 url,
@@ -85,31 +102,26 @@ class FhirClient:
                 stream=True,
             )
         except requests.Timeout:
-            raise FetchError("timed out") from None
+            raise FetchError("timed out", "timeout") from None
         except requests.RequestException as exc:
-            raise FetchError(f"connection failed ({type(exc).__name__})") from None
+            raise FetchError(f"connection failed ({type(exc).__name__})", "network") from None
         try:
             if response.status_code != 200:
-                raise FetchError(f"HTTP {response.status_code}")
-            body = b""
-            for chunk in response.iter_content(65536):
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
-                    raise FetchError("response too large")
-                if time.monotonic() > deadline:
-                    raise FetchError("timed out")
-        except requests.RequestException as exc:
-            raise FetchError(f"read failed ({type(exc).__name__})") from None
+                family = "http_4xx" if 400 <= response.status_code < 500 else "http_5xx"
+                raise FetchError(
+                    f"HTTP {response.status_code}", family if response.status_code >= 400 else "invalid"
+                )
+            body = _read_body(response, deadline)
         finally:
             response.close()
         try:
             document = json.loads(body)
         except ValueError:
-            raise FetchError("response is not JSON") from None
+            raise FetchError("response is not JSON", "invalid") from None
         if not isinstance(document, dict) or not as_str(document.get("resourceType")):
-            raise FetchError("response is not a FHIR resource")
+            raise FetchError("response is not a FHIR resource", "invalid")
         if document["resourceType"] == "OperationOutcome":
-            raise FetchError("server answered with an OperationOutcome")
+            raise FetchError("server answered with an OperationOutcome", "invalid")
         return document
 
     def search(self, key: str, query: str, deadline: float) -> FetchResult:
@@ -127,12 +139,13 @@ class FhirClient:
                     result.truncated = True
                     break
         except FetchError as exc:
-            result.error = str(exc)
+            result.error, result.reason = str(exc), exc.reason
         result.seconds = time.monotonic() - started
         return result
 
     def continue_paging(self, key: str, bundle: dict[str, Any], deadline: float) -> FetchResult:
         """The rest of a paged Bundle a client prefetched, with the same token."""
+        started = time.monotonic()
         result = FetchResult(key=key, resources=list(_resources(bundle)), pages=1)
         url = next_link(bundle)
         try:
@@ -145,8 +158,38 @@ class FhirClient:
                 result.resources += list(_resources(document))
                 url = next_link(document)
         except FetchError as exc:
-            result.error = str(exc)
+            result.error, result.reason = str(exc), exc.reason
+        result.seconds = time.monotonic() - started
         return result
+
+
+def _read_body(response: requests.Response, deadline: float) -> bytes:
+    """The body, read so that a server trickling bytes cannot hold this thread past the deadline.
+
+    iter_content() asks urllib3 for fixed-size chunks, and a buffered read of 64 KiB waits until
+    the 64 KiB have arrived: one byte every few hundred ms keeps every socket read under its
+    timeout while the total grows without bound. read1() returns whatever one socket read gave,
+    so the deadline is checked after every read and is overrun by one read timeout at most.
+    """
+    raw = response.raw
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise FetchError("timed out", "timeout")
+            chunk = raw.read1(65536)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise FetchError("response too large", "invalid")
+    except (urllib3.exceptions.TimeoutError, TimeoutError):
+        raise FetchError("timed out", "timeout") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise FetchError(f"read failed ({type(exc).__name__})", "network") from None
+    return b"".join(parts)
 
 
 def next_link(bundle: dict[str, Any]) -> str | None:
@@ -195,8 +238,8 @@ def run_parallel(
             results[key] = future.result()
         elif future.done():
             log.warning("fetch job failed", extra={"key": key, "error": type(future.exception()).__name__})
-            results[key] = FetchResult(key=key, error="internal error while fetching")
+            results[key] = FetchResult(key=key, error="internal error while fetching", reason="invalid")
         else:
             future.cancel()
-            results[key] = FetchResult(key=key, error="timed out")
+            results[key] = FetchResult(key=key, error="timed out", reason="timeout")
     return results

@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from service import metrics
 from service.clinical.record import unresolved_medication_ids
 from service.clinical.resources import as_dict, bundle_resources
+from service.fhir.cache import FetchCache, Scope
 from service.fhir.client import FetchResult, FhirClient, next_link, run_parallel
 from service.protocol import prefetch
 
@@ -30,6 +32,7 @@ class ResolvedData:
     available: set[str] = field(default_factory=set)
     prefetched_keys: list[str] = field(default_factory=list)
     fetched_keys: list[str] = field(default_factory=list)
+    cached_keys: list[str] = field(default_factory=list)  # fetched by a call seconds ago, reused
     failures: dict[str, str] = field(default_factory=dict)  # key -> safe reason
     notes: list[str] = field(default_factory=list)
 
@@ -42,11 +45,14 @@ def resolve(
     deadline_seconds: float,
     workers: int = 16,
     draft_resources: list[dict[str, Any]] | None = None,
+    cache: FetchCache | None = None,
 ) -> ResolvedData:
     deadline = time.monotonic() + deadline_seconds
     prefetched = prefetched or {}
     data = ResolvedData()
     jobs = {}
+    queries: dict[str, str] = {}
+    fetcher = _Fetcher(client, cache, str(context.get("patientId", "")))
     if client is None and not any(prefetch.usable(v) for v in prefetched.values()):
         raise DataNotObtainable("no prefetch was sent and no fhirServer was given")
     for spec in prefetch.specs():
@@ -57,12 +63,16 @@ def resolve(
             if more and client is not None:
                 jobs[spec.key] = (spec, _continue(client, spec.key, value, deadline))
                 continue
+            if more:
+                # Rules that look for an absence (no prior therapy, no LVEF) would fire on what the
+                # unread pages hold: the category counts as unavailable, and the card says why.
+                data.failures[spec.key] = "prefetch was paged and no FHIR server was given"
+                data.notes.append(
+                    f"Prefetched {spec.key} was paged and no FHIR server was given: its other pages could not be read."
+                )
+                continue
             data.resources += list(bundle_resources(value))
             data.available.add(spec.category)
-            if more:
-                data.notes.append(
-                    f"Prefetched {spec.key} was paged and no FHIR server was given: only its first page was read."
-                )
             continue
         query = prefetch.render(spec.template, context)
         if client is None or query is None:
@@ -70,21 +80,68 @@ def resolve(
                 "not prefetched and no FHIR server to ask" if client is None else "no patient id"
             )
             continue
+        cached = fetcher.cached(spec.key, query)
+        if cached is not None:
+            data.cached_keys.append(spec.key)
+            _use(data, spec.category, cached)
+            continue
+        queries[spec.key] = query
         jobs[spec.key] = (spec, _search(client, spec.key, query, deadline))
     results = run_parallel({k: job for k, (_spec, job) in jobs.items()}, deadline, workers)
     for key, (spec, _job) in jobs.items():
         result = results[key]
-        if result.ok:
+        fetcher.done(key, queries.get(key), result)
+        if result.ok and result.truncated:
+            # Same reason as a paged prefetch: a partial history must not look like a complete one.
+            data.failures[key] = f"more than {result.pages} pages"
+            data.notes.append(f"{key}: more than {result.pages} pages of results; they were not all read.")
+        elif result.ok:
             data.resources += result.resources
             data.available.add(spec.category)
             if key not in data.prefetched_keys:
                 data.fetched_keys.append(key)
-            if result.truncated:
-                data.notes.append(f"{key}: more than {result.pages} pages; the oldest results were not read.")
         else:
             data.failures[key] = result.error
-    _resolve_medications(data, draft_resources or [], client, deadline, workers)
+    _resolve_medications(data, draft_resources or [], fetcher, deadline, workers)
     return data
+
+
+def _use(data: ResolvedData, category: str, result: FetchResult) -> None:
+    data.resources += result.resources
+    data.available.add(category)
+
+
+class _Fetcher:
+    """The FHIR side of one hook call: the fetch cache and the metrics for each query."""
+
+    def __init__(self, client: FhirClient | None, cache: FetchCache | None, patient_id: str) -> None:
+        self.client = client
+        self._cache = cache if cache is not None and cache.enabled and patient_id else None
+        self._scope: Scope | None = (
+            client.cache_scope(patient_id) if client is not None and self._cache is not None else None
+        )
+
+    def cached(self, key: str, query: str) -> FetchResult | None:
+        if self._cache is None or self._scope is None:
+            return None
+        hit = self._cache.get(self._scope, query)
+        if hit is None:
+            return None
+        return FetchResult(key=key, resources=hit.resources, pages=hit.pages)
+
+    def done(self, key: str, query: str | None, result: FetchResult) -> None:
+        """Count the query; keep a complete, successful search (never a prefetch continuation)."""
+        label = "medication" if key.startswith("Medication/") else key
+        if result.seconds > 0:
+            metrics.observe_fhir_fetch(label, result.seconds)
+        if not result.ok:
+            metrics.fhir_fetch_failed(label, result.reason or "invalid")
+        elif (
+            query is not None and not result.truncated and self._cache is not None and self._scope is not None
+        ):
+            self._cache.put(
+                self._scope, query, result.resources, pages=result.pages, truncated=result.truncated
+            )
 
 
 def _search(client: FhirClient, key: str, query: str, deadline: float):
@@ -96,7 +153,7 @@ def _continue(client: FhirClient, key: str, bundle: dict[str, Any], deadline: fl
 
 
 def _resolve_medications(
-    data: ResolvedData, drafts: list[dict[str, Any]], client: FhirClient | None, deadline: float, workers: int
+    data: ResolvedData, drafts: list[dict[str, Any]], fetcher: _Fetcher, deadline: float, workers: int
 ) -> None:
     """medicationReference to a Medication that was neither contained nor prefetched: read it."""
     known = {f"Medication/{r.get('id')}": r for r in data.resources if r.get("resourceType") == "Medication"}
@@ -104,18 +161,24 @@ def _resolve_medications(
     wanted = sorted(
         i for i in unresolved_medication_ids(data.resources + drafts, known) if FHIR_ID.fullmatch(i)
     )[:50]
+    client = fetcher.client
     if not wanted or client is None:
         if wanted:
             data.notes.append(
                 f"{len(wanted)} referenced Medication resource(s) were not provided; those orders could not be identified."
             )
         return
-    jobs = {
-        f"Medication/{mid}": _search(client, f"Medication/{mid}", f"Medication/{mid}", deadline)
-        for mid in wanted
-    }
+    jobs = {}
+    for mid in wanted:
+        key = f"Medication/{mid}"
+        cached = fetcher.cached(key, key)
+        if cached is not None:
+            data.resources += cached.resources
+        else:
+            jobs[key] = _search(client, key, key, deadline)
     results: dict[str, FetchResult] = run_parallel(jobs, deadline, workers)
     for key, result in results.items():
+        fetcher.done(key, key, result)
         if result.ok:
             data.resources += result.resources
         else:

@@ -1,0 +1,155 @@
+"""The FHIR server misbehaves; the hook still answers 200 in time, with what it could check.
+
+Each failure hits the Observation query only, so the checks that need Observations must be skipped
+(and said to be skipped), while those that need Conditions and medication history still run.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests import fhir_builders as fb
+from tests.resilience.conftest import (
+    TOKEN,
+    call,
+    codes,
+    no_prefetch_request,
+    unavailable_card,
+)
+from tests.resilience.fhir_stub import StubState, data_for, fhir_stub, refused_url
+
+# Cards that read Observations: none may appear when Observations could not be read.
+OBSERVATION_CARDS = {
+    "platelets-missing",
+    "liver-tests-missing",
+    "thrombocytopenia-hold",
+    "hepatotoxicity",
+    "lvef-monitoring",
+    "lvef-decline",
+    "her2-status",
+}
+OBSERVATIONS_NAME = "Observations"
+
+
+def _failures(key: str, reason: str) -> float:
+    return (
+        REGISTRY.get_sample_value("tdm1_cds_fhir_fetch_failures_total", {"key": key, "reason": reason}) or 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("slow", "timeout"),
+        ("hang", "timeout"),
+        ("401", "http_4xx"),
+        ("403", "http_4xx"),
+        ("500", "http_5xx"),
+        ("html", "invalid"),
+        ("truncated", "network"),
+        ("trickle", "timeout"),
+        ("outcome", "invalid"),
+    ],
+)
+def test_observation_query_fails(client, mode: str, reason: str) -> None:
+    # No prior HER2 therapy: first-line-use (Conditions + medications) must still fire.
+    state = StubState(
+        data=data_for(fb.metastatic_history(prior_her2=False)),
+        token=TOKEN,
+        modes={"Observation": mode},
+        slow_seconds=3.0,
+    )
+    before = _failures("observations", reason)
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    found = set(codes(response))
+    assert "first-line-use" in found
+    assert not found & OBSERVATION_CARDS
+    card = unavailable_card(response)
+    assert OBSERVATIONS_NAME in card["summary"]
+    assert OBSERVATIONS_NAME in card["detail"]
+    assert _failures("observations", reason) == before + 1
+
+
+def test_paging_forever_stops_at_the_cap(app, client) -> None:
+    app.config["SETTINGS"] = app.config["SETTINGS"].with_overrides(fetch_max_pages=4)
+    state = StubState(
+        data=data_for(fb.metastatic_history()), token=TOKEN, modes={"Observation": "page-forever"}
+    )
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    assert len(state.paths("Observation")) == 4
+    assert all(r.token_ok for r in state.requests)
+    card = unavailable_card(response)
+    assert OBSERVATIONS_NAME in card["summary"]
+    assert "pages" in card["detail"]
+    assert not set(codes(response)) & OBSERVATION_CARDS
+
+
+def test_paging_forever_under_the_deadline(client) -> None:
+    # The default cap is high; the deadline ends it first. Either way the call returns.
+    state = StubState(
+        data=data_for(fb.metastatic_history()), token=TOKEN, modes={"Observation": "page-forever"}
+    )
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    assert OBSERVATIONS_NAME in unavailable_card(response)["summary"]
+
+
+def test_server_refusing_connections(client) -> None:
+    response = call(client, no_prefetch_request(refused_url()))
+    assert response.status_code == 200
+    card = unavailable_card(response)
+    for name in ("Conditions", "Observations", "MedicationRequest", "MedicationAdministration"):
+        assert name in card["detail"]
+    # Only the rules that need no patient data may speak (a wrong product at a wrong dose, say).
+    assert set(codes(response)) <= {"data-unavailable", "dose-check", "product-mixup"}
+
+
+def test_server_hanging_on_everything(client) -> None:
+    state = StubState(data={}, token=TOKEN, modes={t: "hang" for t in fb.PREFETCH_KEYS} | {"Patient": "hang"})
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    assert "Observations" in unavailable_card(response)["detail"]
+
+
+def test_patient_view_with_medication_history_unreadable(client) -> None:
+    history = [*fb.metastatic_history(), fb.administration("tdm1", fb.ago(days=21))]
+    state = StubState(
+        data=data_for(history),
+        token=TOKEN,
+        modes={"MedicationAdministration": "500", "MedicationRequest": "500", "MedicationStatement": "500"},
+    )
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url, hook="patient-view"), "tdm1-patient-view")
+    assert response.status_code == 200
+    assert codes(response) == ["data-unavailable"]
+    assert "MedicationAdministration" in unavailable_card(response)["detail"]
+
+
+def test_slow_but_in_time_queries_run_in_parallel(client) -> None:
+    # Six queries of 0.2 s each fit a 0.5 s deadline only when they run side by side.
+    state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN, slow_seconds=0.2)
+    state.modes = {t: "slow" for t in [*fb.PREFETCH_KEYS, "Patient"]}
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    assert "data-unavailable" not in codes(response)
+    assert len(state.paths()) == 6
+
+
+def test_no_token_or_patient_data_in_logs(client, caplog) -> None:
+    state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN, modes={"Observation": "500"})
+    with caplog.at_level(logging.DEBUG), fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url, patient_id="pat-secret-42"))
+    assert response.status_code == 200
+    text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert TOKEN not in text
+    assert "pat-secret-42" not in text

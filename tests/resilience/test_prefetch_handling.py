@@ -1,0 +1,115 @@
+"""Prefetch as clients really send it: partial, stale (an OperationOutcome per key), null, paged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests import fhir_builders as fb
+from tests.resilience.conftest import TOKEN, call, codes, unavailable_card
+from tests.resilience.fhir_stub import StubState, data_for, fhir_stub
+
+STALE = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+
+
+def _request(base_url: str | None, prefetch: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+    request = fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")], prefetch=prefetch)
+    if base_url:
+        request["fhirServer"] = base_url
+        request["fhirAuthorization"] = {
+            "access_token": TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "tdm1-cds",
+        }
+    return request
+
+
+def _types(state: StubState) -> set[str]:
+    return {path.split("/")[2].split("?")[0] for path in state.paths()}
+
+
+def test_missing_keys_fetched(client) -> None:
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    prefetch = {
+        "patient": full["patient"],
+        "conditions": full["conditions"],
+        "observations": STALE,
+        "medicationRequests": None,
+        "medicationAdministrations": full["medicationAdministrations"],
+    }
+    state = StubState(data=data_for(history), token=TOKEN)
+    with fhir_stub(state) as base_url:
+        response = call(client, _request(base_url, prefetch, history))
+    assert response.status_code == 200
+    assert _types(state) == {"Observation", "MedicationRequest", "MedicationStatement"}
+    assert all(r.token_ok for r in state.requests)
+    assert "data-unavailable" not in codes(response)
+    # The fetched Observations were used: fresh labs on record, so no missing-lab card.
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
+
+
+def test_stale_prefetch_and_server_down_is_named(client) -> None:
+    history = fb.metastatic_history()
+    prefetch = {**fb.prefetch_for(history), "observations": STALE}
+    state = StubState(data=data_for(history), token=TOKEN, modes={"Observation": "500"})
+    with fhir_stub(state) as base_url:
+        response = call(client, _request(base_url, prefetch, history))
+    assert response.status_code == 200
+    assert "Observations" in unavailable_card(response)["summary"]
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
+
+
+def _paged_observations(base_url: str, first_page: list[dict[str, Any]]) -> dict[str, Any]:
+    bundle = fb.searchset(first_page)
+    bundle["link"] = [
+        {"relation": "self", "url": f"{base_url}/Observation?patient=pat-1"},
+        {"relation": "next", "url": f"{base_url}/Observation?patient=pat-1&_page=2"},
+    ]
+    return bundle
+
+
+def test_paged_prefetch_is_followed_with_the_same_token(client) -> None:
+    history = fb.metastatic_history(labs=False)
+    labs = fb.fresh_labs()
+    # Page 1 (prefetched) has the weight and LVEF; page 2 (on the server) has the pre-dose labs.
+    state = StubState(data={"Observation": fb.searchset(labs)}, token=TOKEN)
+    with fhir_stub(state) as base_url:
+        prefetch = fb.prefetch_for(history)
+        first_page = [e["resource"] for e in prefetch["observations"]["entry"]]
+        prefetch["observations"] = _paged_observations(base_url, first_page)
+        response = call(client, _request(base_url, prefetch, history))
+    assert response.status_code == 200
+    assert state.paths() == ["/fhir/Observation?patient=pat-1&_page=2"]
+    assert state.requests[0].token_ok
+    assert not {"platelets-missing", "liver-tests-missing", "data-unavailable"} & set(codes(response))
+
+
+def test_paged_prefetch_linking_elsewhere_is_not_followed(client) -> None:
+    history = fb.metastatic_history(labs=False)
+    state = StubState(data={"Observation": fb.searchset(fb.fresh_labs())}, token=TOKEN)
+    with fhir_stub(state) as base_url:
+        prefetch = fb.prefetch_for(history)
+        prefetch["observations"] = _paged_observations(
+            "http://127.0.0.2:9/fhir", [e["resource"] for e in prefetch["observations"]["entry"]]
+        )
+        response = call(client, _request(base_url, prefetch, history))
+    assert response.status_code == 200
+    assert state.paths() == []  # and nothing was sent to the other origin with our token
+    assert "Observations" in unavailable_card(response)["summary"]
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
+
+
+def test_paged_prefetch_without_a_server_is_not_taken_for_the_whole_history(client) -> None:
+    history = fb.metastatic_history(labs=False)
+    prefetch = fb.prefetch_for(history)
+    prefetch["observations"] = _paged_observations(
+        "http://127.0.0.1:9/fhir", [e["resource"] for e in prefetch["observations"]["entry"]]
+    )
+    response = call(client, _request(None, prefetch, history))
+    assert response.status_code == 200
+    card = unavailable_card(response)
+    assert "Observations" in card["summary"]
+    # Labs may sit on the unread page: "missing" cards would be guesses.
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
