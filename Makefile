@@ -15,10 +15,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The loopback FHIR server the integration tests read from (Medplum's FHIR router, in memory).
+FHIRSERVER := tests/fhirserver/node_modules/.package-lock.json
+$(FHIRSERVER): tests/fhirserver/package-lock.json
+	npm ci --prefix tests/fhirserver --no-audit --no-fund --loglevel=error
+
 run: install
 	$(BIN)/tdm1-cds serve --dev --host 127.0.0.1 --port 8080
 
-test: install
+test: install $(FHIRSERVER)
 	$(BIN)/python -m pytest -q
 
 lint: install
