@@ -1,7 +1,7 @@
 // tdm1-cds card preview. Cards carry text that came from the EHR, so this script never parses
 // markup: every element is made with createElement and every piece of text goes in through
-// textContent or a text node. There is no innerHTML, insertAdjacentHTML or document.write here,
-// and the page's Content-Security-Policy would refuse an injected script anyway.
+// textContent or a text node. No DOM call here parses an HTML string (tests/api/test_preview.py
+// checks), and the page's Content-Security-Policy would refuse an injected script anyway.
 "use strict";
 
 (function () {
@@ -83,7 +83,7 @@
           continue;
         }
       }
-      if ((ch === "*" || ch === "_") && text[i + 1] === ch) {
+      if ((ch === "*" || ch === "_") && text[i + 1] === ch && opensEmphasis(text, i)) {
         const end = findClosing(text, ch + ch, i + 2);
         if (end > i + 2) {
           flush();
@@ -141,7 +141,7 @@
           i += 2; // a ** inside *...* belongs to a nested strong
           continue;
         }
-        if (marker === "_" && /[A-Za-z0-9]/.test(text[i + 1] || "")) {
+        if (marker[0] === "_" && /[A-Za-z0-9]/.test(text[i + marker.length] || "")) {
           i += 1;
           continue;
         }
@@ -167,8 +167,16 @@
       }
     }
     if (i >= text.length || text[i + 1] !== "(") return null;
-    const close = text.indexOf(")", i + 2);
-    if (close < 0) return null;
+    // Destinations may hold balanced parentheses (GFM), e.g. a DailyMed URL or javascript:f(1).
+    let close = i + 2;
+    for (let parens = 0; close < text.length; close += 1) {
+      if (text[close] === "(") parens += 1;
+      else if (text[close] === ")") {
+        if (parens === 0) break;
+        parens -= 1;
+      }
+    }
+    if (close >= text.length) return null;
     const url = text.slice(i + 2, close).trim().split(/\s+/)[0];
     return { label: text.slice(start + 1, i), url, end: close + 1 };
   }
