@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests import fhir_builders as fb  # noqa: E402
+from tests import fhir_builders as fb
 
 HERE = Path(__file__).resolve().parent
 NOW = fb.iso(fb.NOW)
@@ -33,8 +33,16 @@ def deterministic_ids(prefix: str) -> None:
 def write(name: str, title: str, story: str, request: dict[str, Any], expect: list[str]) -> None:
     request["hookInstance"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:tdm1-cds:fixture:{name}"))
     (HERE / "requests" / f"{name}.json").write_text(json.dumps(request, indent=2, ensure_ascii=False) + "\n")
-    meta = {"title": title, "story": story, "hook": request["hook"], "now": NOW, "expect_cards": sorted(expect)}
-    (HERE / "requests" / f"{name}.meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    meta = {
+        "title": title,
+        "story": story,
+        "hook": request["hook"],
+        "now": NOW,
+        "expect_cards": sorted(expect),
+    }
+    (HERE / "requests" / f"{name}.meta.json").write_text(
+        json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def day(year: int, month: int, d: int) -> datetime:
@@ -82,7 +90,11 @@ def adjuvant_early() -> list[dict[str, Any]]:
 
 
 def without(history: list[dict[str, Any]], loinc: str) -> list[dict[str, Any]]:
-    return [r for r in history if not (r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == loinc)]
+    return [
+        r
+        for r in history
+        if not (r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == loinc)
+    ]
 
 
 def request(hook: str, history: list[dict[str, Any]], draft_id: str = "kadcyla-draft-1") -> dict[str, Any]:
@@ -92,8 +104,9 @@ def request(hook: str, history: list[dict[str, Any]], draft_id: str = "kadcyla-d
 
 def main() -> None:
     deterministic_ids("plt-mbc")
-    history = without(on_tdm1_metastatic(), "777-3") + [
-        fb.observation("platelets", 48, fb.ago(days=1), unit="10*9/L")
+    history = [
+        *without(on_tdm1_metastatic(), "777-3"),
+        fb.observation("platelets", 48, fb.ago(days=1), unit="10*9/L"),
     ]
     write(
         "thrombocytopenia-hold-mbc-10e9L",
@@ -115,7 +128,7 @@ def main() -> None:
     )
 
     deterministic_ids("plt-pv")
-    history = without(on_tdm1_metastatic(), "777-3") + [fb.observation("platelets", 21, fb.ago(days=1))]
+    history = [*without(on_tdm1_metastatic(), "777-3"), fb.observation("platelets", 21, fb.ago(days=1))]
     write(
         "thrombocytopenia-hold-patient-view",
         "Chart opened with cycle 5 due and platelets 21,000",

@@ -31,7 +31,7 @@ from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
 RULE_ID = "hepatotoxicity"
-TESTS = {"alt": "ALT", "ast": "AST", "bilirubin": "Total bilirubin"}
+TESTS = {"alt": "ALT", "ast": "AST", "bilirubin": "total bilirubin"}
 TABLES = {
     "alt": {"metastatic": ("mbc.transaminases",), "early": ("ebc.alt",)},
     "ast": {"metastatic": ("mbc.transaminases",), "early": ("ebc.ast",)},
@@ -79,10 +79,10 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 )
             )
     extra_sources: list[str] = []
-    hys = _hys_law(ctx, latest)
+    hys, hys_headline = _hys_law(ctx, latest)
     if hys:
         extra_sources.append(HYS_LAW)
-        reasons.append((tables.ACTION_RANK["discontinue"], "Hy's-law pattern", hys))
+        reasons.append((tables.ACTION_RANK["discontinue"], hys_headline, hys))
     if CONDITIONS not in ctx.record.available:
         ctx.notes.append(
             "Nodular regenerative hyperplasia check not applied: the problem list could not be read."
@@ -109,7 +109,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             indicator="critical",
             variant="discontinue" if discontinue else "hold",
             facts={
-                "headline": "; ".join(dict.fromkeys(r[1] for r in reasons)),
+                # The summary names what sets the action; the detail lists every reason.
+                "headline": _headline(reasons, discontinue),
                 "reasons": [r[2] for r in reasons],
                 "setting": tables.SETTING_NAMES[ctx.record.setting],
             },
@@ -124,21 +125,34 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     ]
 
 
-def _hys_law(ctx: RuleContext, latest: dict[str, tuple[Result, float]]) -> str:
+def _headline(reasons: list[tuple[int, str, str]], discontinue: bool) -> str:
+    """The first reason that sets the action, and how many more: the summary must stay < 140."""
+    top = list(
+        dict.fromkeys(r[1] for r in reasons if (r[0] >= tables.ACTION_RANK["discontinue"]) is discontinue)
+    )
+    return top[0] + (f" (+{len(top) - 1} more)" if len(top) > 1 else "")
+
+
+def _hys_law(ctx: RuleContext, latest: dict[str, tuple[Result, float]]) -> tuple[str, str]:
+    """(reason line, headline), empty when the pattern is absent or cannot be judged."""
     rule: Entry = ctx.params.knowledge.entry(HYS_LAW)
     limits = rule.value
     bilirubin = latest.get("bilirubin")
     transaminases = [(k, latest[k]) for k in ("alt", "ast") if k in latest]
     if bilirubin is None or not transaminases:
-        return ""
+        return "", ""
     kind, (result, times) = max(transaminases, key=lambda item: item[1][1])
     if times > limits["transaminase_above_uln"] and bilirubin[1] > limits["bilirubin_above_uln"]:
+        headline = (
+            f"{TESTS[kind]} {times:.1f} × ULN with bilirubin {bilirubin[1]:.1f} × ULN (Hy's-law pattern)"
+        )
         return (
             f"{_describe(kind, result, times)} with {_describe('bilirubin', *bilirubin)}: "
             f"transaminases > {limits['transaminase_above_uln']:g} × ULN and total bilirubin > "
-            f"{limits['bilirubin_above_uln']:g} × ULN: permanently discontinue T-DM1"
+            f"{limits['bilirubin_above_uln']:g} × ULN: permanently discontinue T-DM1",
+            headline,
         )
-    return ""
+    return "", ""
 
 
 RULE = Rule(
