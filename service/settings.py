@@ -112,13 +112,6 @@ _PARSERS: dict[str, Any] = {
     "jwks_timeout_seconds": float,
     "jwks_max_age_seconds": float,
     "jwks_refresh_floor_seconds": float,
-    "audience_aliases": _list,
-    "jwt_algorithms": _list,
-    "jwt_leeway_seconds": int,
-    "jwt_max_lifetime_seconds": int,
-    "jwks_timeout_seconds": float,
-    "jwks_max_age_seconds": float,
-    "jwks_refresh_floor_seconds": float,
 }
 
 
@@ -148,20 +141,6 @@ def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Setting
 
 
 def validate(settings: Settings) -> None:
-    # Asymmetric signatures only (CDS Hooks 2.0.1 forbids `none` and HMAC); ES384/RS384 are recommended.
-    unsupported = set(settings.jwt_algorithms) - {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"}
-    if unsupported or not settings.jwt_algorithms:
-        raise SettingsError(
-            f"{PREFIX}JWT_ALGORITHMS: only ES256/384/512 and RS256/384/512 are allowed, not {sorted(unsupported)}"
-        )
-    if not 0 <= settings.jwt_leeway_seconds <= 300:
-        raise SettingsError(f"{PREFIX}JWT_LEEWAY_SECONDS must be between 0 and 300")
-    if settings.jwt_max_lifetime_seconds <= 0:
-        raise SettingsError(f"{PREFIX}JWT_MAX_LIFETIME_SECONDS must be positive")
-    if settings.jwks_timeout_seconds <= 0 or settings.jwks_refresh_floor_seconds < 0:
-        raise SettingsError(f"{PREFIX}JWKS_TIMEOUT_SECONDS must be positive, JWKS_REFRESH_FLOOR_SECONDS >= 0")
-    if settings.cors_origins and "*" in settings.cors_origins and len(settings.cors_origins) > 1:
-        raise SettingsError(f"{PREFIX}CORS_ORIGINS: '*' cannot be combined with named origins")
     # Asymmetric signatures only (CDS Hooks 2.0.1 forbids `none` and HMAC); ES384/RS384 are recommended.
     unsupported = set(settings.jwt_algorithms) - {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"}
     if unsupported or not settings.jwt_algorithms:
