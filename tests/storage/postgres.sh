@@ -36,6 +36,7 @@ case "${1:-start}" in
         -o "-c listen_addresses=127.0.0.1 -p $PORT -k $DATA_ROOT -c max_connections=200" start >/dev/null
       as_pg "$BIN/psql" -h "$DATA_ROOT" -p "$PORT" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
         -c "CREATE ROLE tdm1 LOGIN CREATEDB PASSWORD 'tdm1-test'" \
+        -c "GRANT pg_signal_backend TO tdm1" \
         -c "CREATE DATABASE tdm1_test OWNER tdm1" >/dev/null
     fi
     echo "postgresql+psycopg://tdm1:tdm1-test@127.0.0.1:$PORT/tdm1_test"
