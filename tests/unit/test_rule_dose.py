@@ -1,0 +1,253 @@
+"""dose-check: label ladder 3.6 / 3.0 / 2.4 mg/kg ± 5 %, maximum, re-escalation, weight."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.clinical.record import ALL_CATEGORIES, MEDICATION_REQUESTS, OBSERVATIONS
+from service.clinical.rules.dose import RULE
+from service.clinical.rules.product_mixup import RULE as MIXUP
+from tests import fhir_builders as fb
+from tests.unit.label_a_helpers import ORDER_ID, all_rules, context, draft, evaluate, metastatic, with_params
+
+
+def one(findings):
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+def update_of(finding):
+    suggestion = one(list(finding.suggestions))
+    action = one(list(suggestion.actions))
+    assert action.type == "update"
+    return action.resource
+
+
+@pytest.mark.parametrize("dose", [3.6, 3.0, 2.4, 3.78, 3.42, 2.28, 3.15, 2.52])
+def test_on_a_level_within_tolerance_is_silent(dose: float) -> None:
+    assert evaluate(RULE, draft(dose=dose), metastatic()) == []
+
+
+def test_just_above_the_maximum_band_is_critical_and_suggests_the_maximum() -> None:
+    finding = one(evaluate(RULE, draft(dose=3.79), metastatic()))
+    assert (finding.indicator, finding.variant) == ("critical", "above-maximum")
+    assert finding.order_ref == f"MedicationRequest/{ORDER_ID}"
+    resource = update_of(finding)
+    assert resource["id"] == ORDER_ID
+    quantity = resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert (quantity["value"], quantity["code"]) == (3.6, "mg/kg")
+    assert resource["dosageInstruction"][0]["text"].startswith("3.6 mg/kg")
+    assert "dosing.maximum" in finding.sources
+
+
+def test_well_above_the_maximum_in_a_gap_between_lookalike_levels_is_critical() -> None:
+    finding = one(evaluate(RULE, draft(dose=4.8), metastatic()))
+    assert finding.indicator == "critical"
+
+
+def test_tolerance_comes_from_params() -> None:
+    assert evaluate(RULE, draft(dose=3.7), metastatic()) == []
+    strict = with_params(dose_tolerance=0.0)
+    assert one(evaluate(RULE, draft(dose=3.7), metastatic(), params=strict)).variant == "above-maximum"
+
+
+@pytest.mark.parametrize(("dose", "suggested"), [(3.41, 3.0), (2.7, 2.4), (2.84, 2.4), (2.53, 2.4)])
+def test_between_levels_warns_and_suggests_the_level_below(dose: float, suggested: float) -> None:
+    finding = one(evaluate(RULE, draft(dose=dose), metastatic()))
+    assert (finding.indicator, finding.variant) == ("warning", "between-levels")
+    quantity = update_of(finding)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert quantity["value"] == suggested
+
+
+def test_below_the_lowest_level_warns_and_offers_discontinuation() -> None:
+    finding = one(evaluate(RULE, draft(dose=2.27), metastatic()))
+    assert (finding.indicator, finding.variant) == ("warning", "below-ladder")
+    action = one(list(one(list(finding.suggestions)).actions))
+    assert (action.type, action.resource_id) == ("delete", f"MedicationRequest/{ORDER_ID}")
+
+
+def test_mg_dose_is_divided_by_the_weight() -> None:
+    assert evaluate(RULE, draft(dose=252, unit="mg"), metastatic(weight=70)) == []  # 3.6 mg/kg
+    assert evaluate(RULE, draft(dose=264, unit="mg"), metastatic(weight=70)) == []  # 3.77 mg/kg
+    finding = one(evaluate(RULE, draft(dose=265, unit="mg"), metastatic(weight=70)))  # 3.79 mg/kg
+    assert finding.variant == "above-maximum"
+    assert finding.facts["mg_per_kg"] == "3.79"
+    quantity = update_of(finding)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert (quantity["value"], quantity["code"]) == (252, "mg")  # level × weight, whole mg
+
+
+def test_mg_suggestion_rounds_level_times_weight() -> None:
+    finding = one(evaluate(RULE, draft(dose=246, unit="mg"), metastatic(weight=72.5)))  # 3.39: between
+    quantity = update_of(finding)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert quantity["value"] == 218  # 3.0 × 72.5 = 217.5 → 218
+
+
+def test_weight_exactly_at_the_stale_limit_is_fresh() -> None:
+    assert evaluate(RULE, draft(dose=252, unit="mg"), metastatic(weight_days=30)) == []
+
+
+def test_weight_one_day_past_the_stale_limit_cannot_verify_an_mg_dose() -> None:
+    finding = one(evaluate(RULE, draft(dose=252, unit="mg"), metastatic(weight_days=31)))
+    assert (finding.indicator, finding.variant) == ("warning", "weight-stale")
+    assert "31 days" in finding.facts["last_weight"]
+    assert finding.suggestions == ()
+
+
+def test_stale_limit_comes_from_params() -> None:
+    params = with_params(weight_stale=timedelta(days=60))
+    assert evaluate(RULE, draft(dose=252, unit="mg"), metastatic(weight_days=31), params=params) == []
+
+
+def test_missing_weight_cannot_verify_an_mg_dose() -> None:
+    finding = one(evaluate(RULE, draft(dose=252, unit="mg"), metastatic(weight=None)))
+    assert finding.variant == "weight-missing"
+    assert finding.facts["last_weight"] == "none on record"
+
+
+def test_weight_is_judged_at_the_planned_dose_time() -> None:
+    order = draft(dose=252, unit="mg")
+    start = fb.NOW + timedelta(days=10)
+    order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": fb.iso(start)}
+    # 25 days old today, 35 days old on the day of the infusion.
+    assert one(evaluate(RULE, order, metastatic(weight_days=25))).variant == "weight-stale"
+
+
+def test_mg_per_kg_order_needs_no_weight() -> None:
+    assert evaluate(RULE, draft(dose=3.6), metastatic(weight=None)) == []
+    assert one(evaluate(RULE, draft(dose=3.9 - 0.11), metastatic(weight=None))).variant == "above-maximum"
+
+
+def test_unreadable_weight_is_not_used() -> None:
+    weight = fb.observation("weight", 70, fb.ago(days=1), unit="stone-ish")
+    finding = one(evaluate(RULE, draft(dose=252, unit="mg"), [*metastatic(weight=None), weight]))
+    assert finding.variant == "weight-missing"
+
+
+def test_weight_in_pounds_is_converted() -> None:
+    weight = fb.observation("weight", 154.32, fb.ago(days=1), unit="[lb_av]")
+    assert evaluate(RULE, draft(dose=252, unit="mg"), [*metastatic(weight=None), weight]) == []
+
+
+def test_reescalation_after_a_documented_reduction_warns() -> None:
+    history = metastatic(
+        fb.administration("tdm1", fb.ago(days=63), dose=3.6),
+        fb.administration("tdm1", fb.ago(days=42), dose=3.0),
+        fb.administration("tdm1", fb.ago(days=21), dose=3.0),
+    )
+    finding = one(evaluate(RULE, draft(dose=3.6), history))
+    assert (finding.indicator, finding.variant) == ("warning", "re-escalation")
+    assert finding.facts["documented"] == "3.0"
+    assert "given" in finding.facts["documented_on"]
+    quantity = update_of(finding)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert quantity["value"] == 3
+    assert evaluate(RULE, draft(dose=3.0), history) == []
+    assert evaluate(RULE, draft(dose=2.4), history) == []
+
+
+def test_reescalation_is_found_from_an_earlier_order_in_mg() -> None:
+    earlier = fb.medication_request(
+        "tdm1", status="active", dose=210, unit="mg", authored=fb.ago(days=21), rid="earlier-order"
+    )
+    history = metastatic(earlier, weight_days=20)  # 210 mg / 70 kg = 3.0 mg/kg
+    assert one(evaluate(RULE, draft(dose=3.6), history)).variant == "re-escalation"
+
+
+def test_past_mg_dose_is_converted_with_the_weight_of_its_day() -> None:
+    history = metastatic(
+        fb.observation("weight", 80.0, fb.ago(days=22)),
+        fb.administration("tdm1", fb.ago(days=21), dose=288, unit="mg"),  # 3.6 at 80 kg
+        weight=70,
+    )
+    # 288 mg over today's 70 kg would be 4.1 "mg/kg"; over 80 kg it is 3.6: no reduction happened.
+    assert evaluate(RULE, draft(dose=3.6), history) == []
+
+
+def test_past_mg_dose_without_any_weight_is_said() -> None:
+    history = metastatic(fb.administration("tdm1", fb.ago(days=400), dose=210, unit="mg"))
+    ctx = context(draft(dose=3.6), history)
+    assert RULE.evaluate(ctx) == []
+    assert any("Re-escalation check incomplete" in note for note in ctx.notes)
+
+
+def test_an_earlier_adjuvant_course_does_not_count_as_a_reduction() -> None:
+    adjuvant = fb.administration("tdm1", datetime(2024, 3, 1, tzinfo=UTC), dose=3.0)
+    assert evaluate(RULE, draft(dose=3.6), metastatic(adjuvant)) == []
+
+
+def test_not_given_administrations_do_not_document_a_reduction() -> None:
+    history = metastatic(fb.administration("tdm1", fb.ago(days=21), dose=3.0, status="not-done"))
+    assert evaluate(RULE, draft(dose=3.6), history) == []
+
+
+def test_missing_medication_history_is_said() -> None:
+    available = ALL_CATEGORIES - {MEDICATION_REQUESTS}
+    ctx = context(draft(dose=3.6), metastatic(), available=available)
+    assert RULE.evaluate(ctx) == []
+    assert any("Re-escalation check not applied" in note for note in ctx.notes)
+
+
+def test_mg_dose_without_observations_is_said_not_guessed() -> None:
+    ctx = context(draft(dose=252, unit="mg"), metastatic(), available=ALL_CATEGORIES - {OBSERVATIONS})
+    assert RULE.evaluate(ctx) == []
+    assert any("body weight could not be read" in note for note in ctx.notes)
+
+
+def test_unreadable_dose_unit_is_said() -> None:
+    ctx = context(draft(dose=12, unit="mL"), metastatic())
+    assert RULE.evaluate(ctx) == []
+    assert any("could not be read" in note for note in ctx.notes)
+
+
+def test_order_without_dose_is_said_on_sign_only() -> None:
+    signing = context(draft(dose=None), metastatic())
+    assert RULE.evaluate(signing) == [] and signing.notes
+    selecting = context(draft(dose=None), metastatic(), hook="order-select")
+    assert RULE.evaluate(selecting) == [] and not selecting.notes
+
+
+def test_lookalike_level_is_left_to_product_mixup() -> None:
+    """T-DM1 at 5.4 mg/kg (T-DXd): product-mixup fires, dose-check does not (one card, not two)."""
+    assert evaluate(RULE, draft(dose=5.4), metastatic()) == []
+    assert one(evaluate(MIXUP, draft(dose=5.4), metastatic())).indicator == "critical"
+    history = metastatic(
+        fb.administration("tdm1", fb.ago(days=21), dose=3.6),
+        fb.observation("lvef", 60.0, fb.ago(days=40)),
+        fb.observation("lvef", 62.0, fb.ago(days=30)),
+        *fb.fresh_labs(),
+    )
+    assert [f.rule_id for f in all_rules([draft(dose=5.4)], history)] == ["product-mixup"]
+
+
+def test_not_for_lookalike_orders() -> None:
+    assert evaluate(RULE, draft("tdxd", dose=4.8), metastatic()) == []
+
+
+def test_update_keeps_the_draft_and_validates() -> None:
+    order = draft(dose=4.8)
+    order["note"] = [{"text": "cycle 3"}]
+    resource = update_of(one(evaluate(RULE, order, metastatic())))
+    assert resource["note"] == order["note"]
+    assert resource["status"] == "draft"
+    assert order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 4.8  # not mutated
+
+
+def test_update_is_offered_even_when_the_ehr_draft_fails_strict_validation() -> None:
+    order = draft(dose=4.8)
+    order["vendorField"] = {"x": 1}  # an element the strict R4B model rejects
+    resource = update_of(one(evaluate(RULE, order, metastatic())))
+    assert resource["vendorField"] == {"x": 1}
+    assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 3.6
+
+
+def test_accepting_the_suggestion_silences_the_card() -> None:
+    resource = update_of(one(evaluate(RULE, draft(dose=4.8), metastatic())))
+    assert evaluate(RULE, resource, metastatic()) == []
+
+
+def test_order_without_id_gets_a_card_but_no_suggestion() -> None:
+    order = draft(dose=4.8)
+    del order["id"]
+    finding = one(evaluate(RULE, order, metastatic()))
+    assert finding.suggestions == ()
