@@ -225,3 +225,31 @@ def test_engine_fires_both_lvef_rules_independently() -> None:
     findings = on_order(fb.medication_request(), history)
     assert only(findings, "lvef-decline").indicator == "critical"
     assert only(findings, "lvef-monitoring").variant == "interval"
+
+
+@pytest.mark.parametrize(
+    ("setting", "baseline", "previous", "latest", "variant"),
+    [
+        (metastatic, 60, 38, 39, "confirmed"),  # < 40 confirmed on repeat
+        (metastatic, 60, 41, 39, "confirmed"),  # 41 with a 19-point fall was a hold too
+        (metastatic, 50, 41, 39, "hold"),  # 41 with a 9-point fall was not a hold
+        (metastatic, 55, 45, 45, "confirmed"),  # not recovered to within 10 points
+        (metastatic, 55, 45, 46, None),  # recovered above 45
+        (early, 60, 48, 47, "confirmed"),  # EBC: 45 to < 50 with a fall >= 10, twice
+        (early, 57, 48, 47, "hold"),  # previous fall 9
+    ],
+)
+def test_hold_level_on_two_consecutive_on_treatment_lvefs_discontinues(
+    setting, baseline: float, previous: float, latest: float, variant: str | None
+) -> None:
+    history = setting(lvef(baseline, 120), first_dose(100), lvef(previous, 25), lvef(latest, 2))
+    findings = lvef_decline.evaluate(context(history))
+    assert (findings[0].variant if findings else None) == variant
+    if variant == "confirmed":
+        assert findings[0].facts["previous"].startswith(f"{previous:g}% on")
+
+
+def test_a_pre_treatment_low_lvef_does_not_confirm() -> None:
+    # The LVEF before the latest is the baseline itself, taken before T-DM1: nothing to confirm.
+    variant, _ = decline(metastatic(lvef(38, 120), first_dose(100), lvef(35, 2)))
+    assert variant == "hold"

@@ -12,8 +12,10 @@ When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within 
       first T-DM1 dose, else the earliest LVEF on record (not the latest one itself);
   or  heart failure (condition set heart_failure, active) is on the problem list: taken as
       symptomatic CHF, since a coded active heart failure is what the EHR can tell us,
-Then  critical: hold (with the table's repeat-LVEF instruction) or discontinue; suggest removing
-      the draft order.
+Then  critical: hold, with the table's repeat-LVEF instruction; or discontinue for heart failure,
+      or when the LVEF before the latest one, also taken on T-DM1, was at a hold level too (the
+      repeat confirms the decline or shows no recovery: "discontinue" in both tables). Suggest
+      removing the draft order.
 LVEF exactly 40% (MBC) / 45% (EBC) is not "below"; a fall of exactly 10 points is "≥ 10". When the
 fall decides the action but no baseline exists (T-DM1 already given, a single LVEF on record),
 the LVEF is not graded: a data-unavailable note says so. No LVEF at all is lvef-monitoring's
@@ -23,6 +25,7 @@ business. Setting unknown: both tables, the more severe row wins (see label_tabl
 from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
+from service.clinical.knowledge import Entry
 from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
@@ -70,28 +73,27 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     base = baseline(record, latest)
     fall = None if base is None or base.value is None else round(base.value - latest.value, 3)
-    applying: list[tables.Band] = []
-    undecided: list[tables.Band] = []
-    for entry in entries:
-        found, unsure = tables.bands(entry, {"lvef": latest.value, "fall": fall})
-        applying += found
-        undecided += unsure
-    chosen = tables.worst(applying)
+    chosen, undecided = _hold_rows(entries, latest, base)
     if not chosen:
-        if tables.worst(undecided):
+        if undecided:
             ctx.notes.append(
                 f"LVEF {latest.value:g}% on {tables.day(latest.when)}: the label's action depends on the "
                 "fall from baseline, and no baseline LVEF (before the first T-DM1 dose) is on record. "
                 "It cannot be graded: compare with the pre-treatment LVEF before the dose."
             )
         return []
+    previous = _previous_on_treatment(record, latest)
+    confirmed = previous is not None and bool(_hold_rows(entries, previous, base)[0])
     band = chosen[0]
     return [
         Finding(
             rule_id=RULE_ID,
             indicator="critical",
-            variant="hold",
+            variant="confirmed" if confirmed else "hold",
             facts={
+                "previous": f"{previous.value:g}% on {tables.day(previous.when)}"
+                if previous and confirmed
+                else "",
                 "lvef": f"{latest.value:g}",
                 "date": tables.day(latest.when),
                 "baseline": _baseline_text(base, latest),
@@ -104,6 +106,32 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             sources=tables.cite(chosen),
         )
     ]
+
+
+def _hold_rows(entries: list[Entry], result: Result, base: Result | None) -> tuple[list[tables.Band], bool]:
+    """(most severe hold rows for this LVEF, whether a hold row is undecided for lack of a baseline)."""
+    assert result.value is not None
+    fall = None if base is None or base.value is None else round(base.value - result.value, 3)
+    applying: list[tables.Band] = []
+    undecided: list[tables.Band] = []
+    for entry in entries:
+        found, unsure = tables.bands(entry, {"lvef": result.value, "fall": fall})
+        applying += found
+        undecided += unsure
+    return tables.worst(applying), bool(tables.worst(undecided))
+
+
+def _previous_on_treatment(record: PatientRecord, latest: Result) -> Result | None:
+    """The LVEF before the latest one, if taken on T-DM1: the repeat the hold rows ask for.
+
+    Two consecutive on-treatment LVEFs at a hold level mean the decline is confirmed, or has not
+    recovered, which both tables answer with "discontinue".
+    """
+    first = record.first_tdm1_date()
+    if first is None:
+        return None
+    earlier = [r for r in record.results_of("lvef") if r.readable and r.when < latest.when]
+    return earlier[0] if earlier and earlier[0].when > first else None
 
 
 def _baseline_text(base: Result | None, latest: Result) -> str:
