@@ -650,6 +650,10 @@
     if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
     const result = await send(`Scenario “${scenario.title}”`, scenario.request, scenario.now);
     compareWithExpectation(scenario, result);
+    // In one column the cards are far below the list: bring them up, without moving focus.
+    if (window.matchMedia("(max-width: 760px)").matches) {
+      document.getElementById("scenario-panel").scrollIntoView({ block: "start" });
+    }
   }
 
   async function loadScenarios() {
@@ -678,7 +682,10 @@
       : "No scenarios in fhir_fixtures/requests/ yet.";
     const wanted = decodeURIComponent(location.hash.slice(1));
     const initial = wanted && list.querySelector(`button[data-scenario="${CSS.escape(wanted)}"]`);
-    if (initial) initial.click();
+    if (initial) {
+      initial.scrollIntoView({ block: "nearest" });
+      initial.click();
+    }
   }
 
   // ---------------------------------------------------------------- the paste form
