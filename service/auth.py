@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import jwt
@@ -64,8 +65,8 @@ class VerifiedClient:
 class ReplayCache(Protocol):
     """Remembers token ids until they expire. `first_use` is atomic: True once, False for a replay.
 
-    The in-process cache protects one worker; run with a shared implementation (the database) when
-    several workers or replicas serve the same clients, or a replay may reach another worker.
+    The default is the database (StoreReplayCache), shared by every gunicorn worker and replica; the
+    in-process MemoryReplayCache protects one process only and suits tests and single-worker tools.
     """
 
     def first_use(self, key: str, expires_at: float) -> bool: ...
@@ -93,6 +94,23 @@ class MemoryReplayCache:
             self._seen[key] = expires_at
             heapq.heappush(self._expiry, (expires_at, key))
             return True
+
+
+class StoreReplayCache:
+    """The replay cache in the service database (service/store.py), shared by every worker and replica."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def first_use(self, key: str, expires_at: float) -> bool:
+        try:
+            return bool(self._store.remember_jti(key, datetime.fromtimestamp(expires_at, UTC)))
+        except Exception as exc:  # the store says why in its own log; refuse rather than risk a replay
+            raise ReplayCacheUnavailable(type(exc).__name__) from None
+
+
+class ReplayCacheUnavailable(Exception):
+    """A replay cannot be ruled out right now: the call is refused with 503 (retry), not 401."""
 
 
 # --- JWKS ----------------------------------------------------------------------------------------
@@ -326,7 +344,7 @@ def register(
             max_age=settings.jwks_max_age_seconds,
             refresh_floor=settings.jwks_refresh_floor_seconds,
         ),
-        replay or MemoryReplayCache(),
+        replay or StoreReplayCache(app.config["STORE"]),
     )
     app.config["AUTH_VERIFIER"] = verifier
 
@@ -344,4 +362,8 @@ def register(
             metrics.jwt_failure(refused.reason)
             log.warning("authentication refused", extra={"reason": refused.reason, "path": request.path})
             return _unauthorized()
+        except ReplayCacheUnavailable as exc:
+            metrics.jwt_failure("replay-cache-unavailable")
+            log.error("replay cache unavailable", extra={"error": str(exc), "path": request.path})
+            return error_response(503, "Temporarily unable to verify the request; please retry.")
         return None

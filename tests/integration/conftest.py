@@ -25,13 +25,14 @@ def free_port() -> int:
 
 
 def start_server(
-    tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 2
+    tmp: Path, extra_env: dict[str, str] | None = None, workers: int = 2, dev: bool = True
 ) -> tuple[subprocess.Popen, str]:
+    """dev=False serves in production mode: extra_env must then name a trust file (TDM1_CDS_ISSUERS)."""
     port = free_port()
     env = {
         **os.environ,
         "TDM1_CDS_DATABASE_URL": f"sqlite:///{tmp}/live.sqlite3",
-        "TDM1_CDS_FIXED_NOW": fhir_builders.iso(fhir_builders.NOW),
+        **({"TDM1_CDS_FIXED_NOW": fhir_builders.iso(fhir_builders.NOW)} if dev else {}),
         **(extra_env or {}),
     }
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed with the process
@@ -41,7 +42,7 @@ def start_server(
             "-m",
             "service.cli",
             "serve",
-            "--dev",
+            *(["--dev"] if dev else []),
             "--port",
             str(port),
             "--workers",

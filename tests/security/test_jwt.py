@@ -254,3 +254,40 @@ def test_refusal_reason_is_logged_not_returned(
 
 def test_issuer_is_known_by_exact_iss(prod_client: FlaskClient, es_key: SigningKey) -> None:
     assert_bare_401(post_sign(prod_client, support.mint(es_key, aud(SIGN), iss=ISS + "/")))
+
+
+def test_replay_is_refused_across_workers_sharing_the_database(
+    make_app, tmp_path, es_key: SigningKey
+) -> None:
+    # Two apps on one database stand for two gunicorn workers (or two replicas).
+    database = f"sqlite:///{tmp_path}/shared.sqlite3"
+    first, second = (
+        make_app(database_url=database).test_client(),
+        make_app(database_url=database).test_client(),
+    )
+    token = support.mint(es_key, aud(SIGN))
+    assert post_sign(first, token).status_code == 200
+    assert_bare_401(post_sign(second, token))
+
+
+def test_replay_cache_outage_is_503_not_a_pass(prod_app, es_key: SigningKey) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> bool:
+        raise RuntimeError("database down")
+
+    prod_app.config["STORE"].remember_jti = broken
+    response = post_sign(prod_app.test_client(), support.mint(es_key, aud(SIGN)))
+    assert response.status_code == 503
+    assert response.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_memory_replay_cache_forgets_only_expired_ids() -> None:
+    from service.auth import MemoryReplayCache
+
+    cache = MemoryReplayCache()
+    now = time.time()
+    assert cache.first_use("a", now + 60)
+    assert not cache.first_use("a", now + 60)
+    assert cache.first_use("old", now - 1)
+    assert cache.first_use("b", now + 60)  # prunes "old", keeps "a"
+    assert cache.first_use("old", now + 60)
+    assert not cache.first_use("a", now + 60)
