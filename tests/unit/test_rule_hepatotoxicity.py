@@ -218,3 +218,48 @@ def test_patient_view_only_when_due() -> None:
     assert "hepatotoxicity" in rule_ids(on_patient_view(due))
     not_due = metastatic(fb.administration("tdm1", fb.ago(days=5)), *labs(alt=30 * 40))
     assert "hepatotoxicity" not in rule_ids(on_patient_view(not_due))
+
+
+def on_tdm1(setting, *extra: dict) -> list[dict]:
+    return setting(fb.administration("tdm1", fb.ago(days=30)), *labs(), *extra)
+
+
+@pytest.mark.parametrize(
+    ("kind", "times", "setting", "fires"),
+    [
+        ("alt", 20 * JUST_ABOVE, metastatic, True),
+        ("alt", 20, metastatic, False),  # a hold level in the past is over once recovered
+        ("bilirubin", 10 * JUST_ABOVE, metastatic, True),
+        ("bilirubin", 2 * JUST_ABOVE, early, True),  # EBC: > 2 × ULN at any time
+        ("bilirubin", 2, early, False),
+    ],
+)
+def test_permanent_level_met_earlier_on_tdm1_still_discontinues(
+    kind: str, times: float, setting, fires: bool
+) -> None:
+    earlier = fb.observation(kind, fb.ULN[kind] * times, fb.ago(days=10))
+    findings = evaluate(context(on_tdm1(setting, earlier)))
+    assert bool(findings) is fires
+    if fires:
+        assert findings[0].variant == "discontinue"
+        assert "permanent criterion" in findings[0].facts["reasons"][0]
+
+
+def test_permanent_level_before_the_first_dose_is_not_this_rule() -> None:
+    before = fb.observation("alt", 25 * 40, fb.ago(days=40))
+    assert evaluate(context(on_tdm1(metastatic, before))) == []
+
+
+def test_no_tdm1_given_means_no_look_back() -> None:
+    earlier = fb.observation("alt", 25 * 40, fb.ago(days=10))
+    assert evaluate(context(metastatic(*labs(), earlier))) == []
+
+
+@pytest.mark.parametrize(("days_apart", "fires"), [(3, True), (3.5, False)])
+def test_earlier_hys_law_pair_must_be_concomitant(days_apart: float, fires: bool) -> None:
+    alt = fb.observation("alt", 4 * 40, fb.ago(days=10))
+    bilirubin = fb.observation("bilirubin", 2.5 * 1.2, fb.ago(days=10 + days_apart))
+    findings = evaluate(context(on_tdm1(metastatic, alt, bilirubin)))
+    assert bool(findings) is fires
+    if fires:
+        assert "any.hys-law" in findings[0].sources and "Hy's-law pattern on" in findings[0].facts["headline"]

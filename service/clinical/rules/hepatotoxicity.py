@@ -13,6 +13,9 @@ When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within 
       the record's setting; or ALT or AST > 3 × ULN with total bilirubin > 2 × ULN (Hy's law);
       or nodular regenerative hyperplasia is on the problem list (active or not: a diagnosis
       means permanent discontinuation; matched on text, no verified code exists),
+  or  a permanent-discontinuation level (a discontinue row, or the Hy's-law pattern in results drawn
+      within one lab window of each other) was met on T-DM1 (since the first dose) before the window:
+      recovery since does not lift a permanent criterion,
 Then  critical: hold the dose (with the label's recovery level and resume dose) or permanently
       discontinue; the most severe finding sets the card, every reason is listed. Suggest
       removing the draft order.
@@ -23,6 +26,8 @@ liver-tests-missing's business. Setting unknown: both tables, the more severe ro
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.knowledge import Entry
@@ -83,6 +88,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if hys:
         extra_sources.append(HYS_LAW)
         reasons.append((tables.ACTION_RANK["discontinue"], hys_headline, hys))
+    for band, headline, line in _earlier_discontinuation(ctx, since):
+        if band is None:
+            extra_sources.append(HYS_LAW)
+        else:
+            found.append(band)
+        reasons.append((tables.ACTION_RANK["discontinue"], headline, line))
     if CONDITIONS not in ctx.record.available:
         ctx.notes.append(
             "Nodular regenerative hyperplasia check not applied: the problem list could not be read."
@@ -123,6 +134,71 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             sources=tables.cite(found, *extra_sources),
         )
     ]
+
+
+def _graded(ctx: RuleContext, kind: str, times: float) -> tables.Band | None:
+    applying: list[tables.Band] = []
+    for entry in tables.entries_for(ctx, TABLES[kind]):
+        applying += tables.bands(entry, {"times_uln": times})[0]
+    chosen = tables.worst(applying)
+    return chosen[0] if chosen else None
+
+
+def _earlier_discontinuation(
+    ctx: RuleContext, window_start: datetime
+) -> list[tuple[tables.Band | None, str, str]]:
+    """Permanent-discontinuation levels met on T-DM1 before the lab window: a recovered value since
+    does not lift them. (band, headline, line); band None for the Hy's-law pattern."""
+    first = ctx.record.first_tdm1_date()
+    if first is None:
+        return []
+    graded: dict[str, list[tuple[Result, float]]] = {}
+    for kind in TESTS:
+        for result in ctx.record.results_of(kind):
+            times = tables.ratio(result) if result.readable else None
+            if times is not None and first <= result.when < window_start:
+                graded.setdefault(kind, []).append((result, times))  # newest first
+    out: list[tuple[tables.Band | None, str, str]] = []
+    for kind, items in graded.items():
+        for result, times in items:
+            band = _graded(ctx, kind, times)
+            if band is not None and band.action == "discontinue":
+                out.append(
+                    (
+                        band,
+                        f"{TESTS[kind]} {times:.1f} × ULN on {tables.day(result.when)}",
+                        f"{_describe(kind, result, times)}, on T-DM1: {band.instruction()} "
+                        "(a permanent criterion; later recovery does not lift it)",
+                    )
+                )
+                break
+    limits = ctx.params.knowledge.value(HYS_LAW)
+    # "Concomitant": drawn within one lab window of each other, as the pre-dose panel would be.
+    for bilirubin, b_times in graded.get("bilirubin", []):
+        if b_times <= limits["bilirubin_above_uln"]:
+            continue
+        pair = next(
+            (
+                (kind, result, times)
+                for kind in ("alt", "ast")
+                for result, times in graded.get(kind, [])
+                if times > limits["transaminase_above_uln"]
+                and abs(result.when - bilirubin.when) <= ctx.params.lab_window
+            ),
+            None,
+        )
+        if pair:
+            kind, result, times = pair
+            out.append(
+                (
+                    None,
+                    f"Hy's-law pattern on {tables.day(result.when)}",
+                    f"{_describe(kind, result, times)} with {_describe('bilirubin', bilirubin, b_times)}, "
+                    "on T-DM1: permanently discontinue T-DM1 (a permanent criterion)",
+                )
+            )
+            break
+    return out
 
 
 def _headline(reasons: list[tuple[int, str, str]], discontinue: bool) -> str:
