@@ -352,6 +352,14 @@ def test_text_contrast_is_at_least_4_5_to_1(page: Any, preview_server: PreviewSe
         poor = [(s["what"], s["text"], round(contrast(s["fg"], s["bg"]), 2)) for s in samples]
         poor = [p for p in poor if p[2] < 4.5]
         assert poor == []
+    placeholder = page.evaluate(
+        """() => {
+            const channels = (css) => css.match(/[\\d.]+/g).map(Number).slice(0, 3);
+            const input = document.querySelector('#paste-now');
+            return [channels(getComputedStyle(input, '::placeholder').color), channels(getComputedStyle(input).backgroundColor)];
+        }"""
+    )
+    assert contrast(*placeholder) >= 4.5, placeholder
     # Every indicator, whatever the current scenarios return.
     for indicator in ("info", "warning", "critical"):
         page.evaluate(
