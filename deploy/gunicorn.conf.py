@@ -8,7 +8,9 @@ threads per process keep a core busy; processes give isolation and use both core
 import os
 
 worker_class = "gthread"
-threads = int(os.environ.get("TDM1_CDS_THREADS", "4"))
+# 8, not 4: without prefetch a call waits ~100 ms or more on the EHR's FHIR server, and with 4 threads
+# per worker 16 open EHR connections queued behind that wait (make bench, workload 3).
+threads = int(os.environ.get("TDM1_CDS_THREADS", "8"))
 # A hook call has a 2 s fetch deadline; a worker silent for 30 s is stuck and is replaced.
 timeout = 30
 # SIGTERM (a rolling update, a scale-down): stop accepting, finish calls in flight for up to 20 s.

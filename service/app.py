@@ -8,6 +8,7 @@ from pathlib import Path
 
 import requests
 from flask import Flask
+from requests.adapters import HTTPAdapter
 
 import service.api.preview as preview
 from service import auth, logs
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         TERMINOLOGY=terminology.default(),
         CARD_CONTENT=card_content.load(Path(settings.cards_dir)),
         STORE=store or Store(settings.database_url, settings.hash_key),
-        HTTP_SESSION=_http_session(),
+        HTTP_SESSION=_http_session(settings.fetch_workers),
         FETCH_CACHE=FetchCache(settings.fetch_cache_ttl_seconds, settings.fetch_cache_max_bytes),
         CLOCK=_clock(settings),  # the clinical core takes `now` as an argument; dev and tests may pin it
     )
@@ -61,9 +62,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     return app
 
 
-def _http_session() -> requests.Session:
+def _http_session(pool_size: int = 10) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no proxy or netrc from the environment: we talk to the fhirServer only
+    # One kept-alive connection per concurrent FHIR query: with the default 10, parallel queries to one
+    # server opened and dropped a TCP connection each time.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
 
 

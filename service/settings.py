@@ -49,7 +49,9 @@ class Settings:
     # One deadline for all FHIR fetches of a hook call, and how many pages per query at most.
     fetch_deadline_seconds: float = 2.0
     fetch_max_pages: int = 20
-    fetch_workers: int = 16
+    # Threads per worker process for FHIR queries: each hook call without prefetch makes six at once,
+    # and a worker runs up to 8 calls (gunicorn threads); fewer threads would queue them in turn.
+    fetch_workers: int = 64
     # order-select then order-sign on the same draft: reuse what was fetched (not prefetched) for the
     # same patient, server and token for this long (0 = off), within this many bytes per worker.
     fetch_cache_ttl_seconds: float = 30.0

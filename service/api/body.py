@@ -10,6 +10,7 @@ from flask import current_app, request
 from service.api.errors import ApiError
 
 JSON_TYPES = {"application/json", "application/fhir+json"}
+CONTAINERS = (dict, list)
 
 
 def _reject_constant(name: str) -> None:
@@ -17,16 +18,33 @@ def _reject_constant(name: str) -> None:
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:
-    """Iterative, so a hostile document cannot exhaust the stack while being measured."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
+    """Iterative, so a hostile document cannot exhaust the stack while being measured.
+
+    Level by level, carrying only containers: a large prefetch is mostly strings and numbers, and
+    a (value, depth) tuple for each of them made this check cost more than parsing the JSON.
+    A scalar still counts as one level below its container.
+    """
+    level = [value]
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        if isinstance(item, dict):
-            stack += [(v, depth + 1) for v in item.values()]
-        elif isinstance(item, list):
-            stack += [(v, depth + 1) for v in item]
+        deeper: list[Any] = []
+        has_children = False
+        for item in level:
+            if isinstance(item, dict):
+                children: Any = item.values()
+            elif isinstance(item, list):
+                children = item
+            else:
+                continue
+            if children:
+                has_children = True
+                deeper += [c for c in children if isinstance(c, CONTAINERS)]
+        if has_children and depth + 1 > limit:
+            return True
+        level = deeper
+        depth += 1
     return False
 
 

@@ -58,6 +58,9 @@ def data_for(history: list[dict[str, Any]], patient_id: str = "pat-1") -> dict[s
 def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes; with Nagle on, the second waits for a delayed ACK
+        # (~40 ms), a delay no real FHIR server adds.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet test output
             pass

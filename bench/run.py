@@ -1,0 +1,412 @@
+"""make bench: the real server under load, against a baseline measured in the same run.
+
+Each workload gets a fresh `tdm1-cds serve --dev` (gunicorn, deploy/gunicorn.conf.py, production
+settings apart from unsigned requests) on loopback, and wrk drives it with 16 connections. The
+baseline is bench/echo_app.py under the same gunicorn settings: parse the same JSON, answer no cards.
+Ratios, not absolute figures, are the result: this machine is shared and its speed varies.
+
+    python -m bench.run [--duration 10] [--connections 16] [--workers 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from bench import workloads
+from tests import fhir_builders
+
+REPO = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "post.lua"
+GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
+FHIR_DELAY_MS = 100
+
+
+@dataclass
+class Figures:
+    name: str
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    peak_rss_mb: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("bench: installing wrk (apt-get install -y wrk)", file=sys.stderr)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, env=env)
+        if not shutil.which("wrk"):
+            subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, env=env)
+        found = shutil.which("wrk")
+        if found:
+            return found
+    sys.exit("bench: the load generator wrk is missing: install it (Debian/Ubuntu: apt-get install -y wrk)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(process: subprocess.Popen, base: str, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError(f"server did not become healthy in 60 s: {log}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def serve(
+    scratch: Path, name: str, workers: int, *, echo: bool = False, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """A gunicorn server on a free loopback port; yields (base URL, master pid)."""
+    port = free_port()
+    log = scratch / f"{name}.log"
+    if echo:
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(GUNICORN_CONF),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "bench.echo_app:app",
+        ]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--dev",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
+    full_env = {
+        **os.environ,
+        "TDM1_CDS_DATABASE_URL": f"sqlite:///{scratch}/{name}.sqlite3",
+        "TDM1_CDS_FIXED_NOW": fhir_builders.iso(fhir_builders.NOW),
+        **(env or {}),
+    }
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(process, base, log)
+            yield base, process.pid
+        finally:
+            _stop(process)
+
+
+@contextmanager
+def slow_fhir_server(scratch: Path, delay_ms: int) -> Iterator[str]:
+    data = scratch / "fhir-data"
+    data.mkdir(exist_ok=True)
+    for resource_type, body in workloads.fhir_responses(workloads.realistic_history()).items():
+        (data / f"{resource_type}.json").write_bytes(body)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.slow_fhir",
+            "--port",
+            "0",
+            "--delay-ms",
+            str(delay_ms),
+            "--data",
+            str(data),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("LISTENING "):
+            raise RuntimeError("the slow FHIR server did not start")
+        yield f"http://127.0.0.1:{int(line.split()[1])}/fhir"
+    finally:
+        _stop(process)
+
+
+def worker_pids(master: int) -> list[int]:
+    pids: list[int] = []
+    for task in Path(f"/proc/{master}/task").iterdir():
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return sorted(pids)
+
+
+def _status_kb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return float(line.split()[1])
+    return 0.0
+
+
+def peak_rss_mb(master: int) -> list[float]:
+    return [round(_status_kb(pid, "VmHWM") / 1024, 1) for pid in worker_pids(master)]
+
+
+def rss_mb(master: int) -> list[float]:
+    return [round(_status_kb(pid, "VmRSS") / 1024, 1) for pid in worker_pids(master)]
+
+
+def wrk(
+    url: str,
+    body: Path,
+    *,
+    duration: float,
+    connections: int,
+    threads: int = 2,
+    requests_per_thread: int = 0,
+    delay_ms: float = 0,
+) -> dict[str, int]:
+    env = {
+        **os.environ,
+        "BENCH_BODY": str(body),
+        "BENCH_REQUESTS_PER_THREAD": str(requests_per_thread),
+        "BENCH_DELAY_MS": str(int(delay_ms)),
+    }
+    command = [
+        ensure_wrk(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, int(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return json.loads(line[len("BENCH_JSON ") :])
+    raise RuntimeError(f"wrk printed no figures: {done.stdout[-1000:]} {done.stderr[-1000:]}")
+
+
+def check_response(url: str, body: Path) -> list[str]:
+    """One request before the load: the workload must answer 200 with the cards it is meant to."""
+    response = requests.post(
+        url, data=body.read_bytes(), headers={"Content-Type": "application/json"}, timeout=30
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:500]}")
+    return [card["source"]["topic"]["code"] for card in response.json()["cards"]]
+
+
+def measure(name: str, base: str, master: int, path: str, body: Path, args: argparse.Namespace) -> Figures:
+    url = base + path
+    cards = check_response(url, body)
+    print(f"bench: {name}: cards {cards or '(none)'}", file=sys.stderr)
+    wrk(url, body, duration=args.warmup, connections=args.connections)
+    raw = wrk(url, body, duration=args.duration, connections=args.connections)
+    errors = raw["connect"] + raw["read"] + raw["write"] + raw["status"] + raw["timeout"]
+    return Figures(
+        name=name,
+        requests=raw["requests"],
+        seconds=raw["duration_us"] / 1e6,
+        errors=errors,
+        p50_ms=raw["p50"] / 1000,
+        p95_ms=raw["p95"] / 1000,
+        p99_ms=raw["p99"] / 1000,
+        peak_rss_mb=peak_rss_mb(master),
+    )
+
+
+def memory_growth(
+    base: str, master: int, body: Path, args: argparse.Namespace
+) -> tuple[list[float], list[float]]:
+    """RSS per worker after 1,000 requests and after 10,000 (workload 1, fresh workers)."""
+    url = base + "/cds-services/tdm1-order-sign"
+    threads = 2
+    wrk(url, body, duration=600, connections=args.connections, threads=threads, requests_per_thread=500)
+    after_1k = rss_mb(master)
+    wrk(url, body, duration=1200, connections=args.connections, threads=threads, requests_per_thread=4500)
+    return after_1k, rss_mb(master)
+
+
+def table(rows: list[Figures]) -> str:
+    header = f"{'workload':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}  peak RSS/worker MB"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row.name:<34} {row.rps:>8.1f} {row.p50_ms:>8.1f} {row.p95_ms:>8.1f} {row.p99_ms:>8.1f} "
+            f"{row.errors:>7}  {', '.join(f'{v:.0f}' for v in row.peak_rss_mb)}"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    load = os.getloadavg()[0]
+    return f"machine: {os.cpu_count()} CPUs, {model}; load average {load:.2f}; commit {commit or 'unknown'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per workload")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unrecorded load first")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-memory", action="store_true", help="skip the 10,000-request memory phase")
+    parser.add_argument(
+        "--quick", action="store_true", help="3 s per workload, no memory phase (a smoke run)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.skip_memory = 3.0, 1.0, True
+    ensure_wrk()
+    print(machine(), file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="tdm1-bench-") as tmp:
+        scratch = Path(tmp)
+        bodies = workloads.write(scratch / "bodies")
+        rows: list[Figures] = []
+        with serve(scratch, "echo", args.workers, echo=True) as (base, master):
+            echo = measure(
+                "baseline: echo (parse JSON, no cards)",
+                base,
+                master,
+                "/cds-services/echo",
+                bodies["order-sign"],
+                args,
+            )
+        rows.append(echo)
+        with serve(scratch, "w1", args.workers) as (base, master):
+            sign = measure(
+                "1 order-sign, full prefetch",
+                base,
+                master,
+                "/cds-services/tdm1-order-sign",
+                bodies["order-sign"],
+                args,
+            )
+        rows.append(sign)
+        with serve(scratch, "w2", args.workers) as (base, master):
+            rows.append(
+                measure(
+                    "2 patient-view, full prefetch",
+                    base,
+                    master,
+                    "/cds-services/tdm1-patient-view",
+                    bodies["patient-view"],
+                    args,
+                )
+            )
+        # The fetch cache is off here: every call must wait for its own (parallel) queries.
+        with (
+            slow_fhir_server(scratch, FHIR_DELAY_MS) as fhir_url,
+            serve(scratch, "w3", args.workers, env={"TDM1_CDS_FETCH_CACHE_TTL_SECONDS": "0"}) as (
+                base,
+                master,
+            ),
+        ):
+            body = scratch / "bodies" / "order-sign-no-prefetch.json"
+            body.write_text(json.dumps(workloads.order_sign_no_prefetch(fhir_url)), encoding="utf-8")
+            no_prefetch = measure(
+                f"3 order-sign, no prefetch, FHIR {FHIR_DELAY_MS} ms",
+                base,
+                master,
+                "/cds-services/tdm1-order-sign",
+                body,
+                args,
+            )
+        rows.append(no_prefetch)
+        with serve(scratch, "w4", args.workers) as (base, master):
+            large = measure(
+                "4 order-sign, 2,000-resource history",
+                base,
+                master,
+                "/cds-services/tdm1-order-sign",
+                bodies["order-sign-2000"],
+                args,
+            )
+        rows.append(large)
+        print(table(rows))
+        if not args.skip_memory:
+            with serve(scratch, "memory", args.workers) as (base, master):
+                after_1k, after_10k = memory_growth(base, master, bodies["order-sign"], args)
+            growth = (
+                max((b / a - 1) * 100 for a, b in zip(after_1k, after_10k, strict=False)) if after_1k else 0.0
+            )
+            verdict = "within 10%" if growth <= 10 else "MORE than 10%"
+            print(
+                f"memory: RSS per worker after 1,000 requests {after_1k} MB, after 10,000 {after_10k} MB: "
+                f"largest growth {growth:+.1f}% ({verdict})"
+            )
+    print(machine())
+    ratio_r = sign.rps / echo.rps if echo.rps else 0.0
+    ratio_l = sign.p99_ms / echo.p99_ms if echo.p99_ms else float("inf")
+    ratio_s = large.p99_ms / sign.p99_ms if sign.p99_ms else float("inf")
+    print(
+        f"bench: order-sign/echo throughput ratio {ratio_r:.2f}, p99 ratio {ratio_l:.2f}, "
+        f"no-prefetch p50 {no_prefetch.p50_ms:.0f} ms, 2000-resource p99 ratio {ratio_s:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
