@@ -13,7 +13,7 @@ from requests.adapters import HTTPAdapter
 import service.api.preview as preview
 from service import auth, logs
 from service import cards as card_content
-from service.api import admin, cors, discovery, errors, feedback, health, hooks
+from service.api import admin, cors, discovery, errors, feedback, health, hooks, openapi
 from service.api import metrics as metrics_api
 from service.clinical import knowledge, terminology
 from service.clinical.findings import Params
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     errors.register(app)
     cors.register(app)
     auth.register(app, settings, trusted)
+    app.register_blueprint(openapi.blueprint)  # GET /openapi.json, open like the health endpoints
     for blueprint in (discovery.blueprint, hooks.blueprint, feedback.blueprint, health.blueprint):
         app.register_blueprint(blueprint)
     app.register_blueprint(metrics_api.blueprint)  # GET /metrics, and counts every request
