@@ -23,7 +23,12 @@ $(FHIRSERVER): tests/fhirserver/package-lock.json
 run: install
 	$(BIN)/tdm1-cds serve --dev --host 127.0.0.1 --port 8080
 
+# The storage tests also run on PostgreSQL: a throwaway loopback cluster is started when Debian's
+# postgresql package is installed and TDM1_CDS_TEST_POSTGRES_URL does not name one already.
 test: install $(FHIRSERVER)
+	@if [ -z "$$TDM1_CDS_TEST_POSTGRES_URL" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  TDM1_CDS_TEST_POSTGRES_URL="$$(bash tests/storage/postgres.sh start)"; export TDM1_CDS_TEST_POSTGRES_URL; \
+	fi; \
 	$(BIN)/python -m pytest -q
 
 lint: install

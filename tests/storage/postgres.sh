@@ -8,6 +8,8 @@ set -euo pipefail
 
 DATA_ROOT="${TDM1_CDS_PG_DIR:-/tmp/tdm1-cds-pg}"
 PORT="${TDM1_CDS_PG_PORT:-55432}"
+# The `postgres` user may not be allowed into the caller's directory (a root-owned checkout).
+cd /
 BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 if [[ -z "$BIN" ]]; then
   echo "postgres.sh: PostgreSQL is not installed (apt-get install -y postgresql)" >&2
