@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test: install $(FHIRSERVER)
 lint: install
 	$(BIN)/ruff check service tests bench
 	$(BIN)/ruff format --check service tests bench
+
+# Load benchmark, not a test: ratios against an echo server measured in the same run (bench/RESULTS.md).
+# Needs wrk; bench/run.py installs it with apt-get when run as root, or says what to install.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# 10 minutes at 70% of the measured maximum: zero errors and flat memory (SOAK_ARGS=--minutes 2 to shorten).
+soak: install
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
