@@ -162,7 +162,7 @@ def _request_files(directory: Path) -> dict[str, Path]:
 def scenarios() -> Response:
     files = _request_files(current_app.config["PREVIEW_FIXTURES"])
     listed = [item for name, path in files.items() if (item := _summary(name, path)) is not None]
-    return jsonify({"scenarios": listed})
+    return jsonify({"scenarios": listed, "nowHonoured": _now_honoured()})
 
 
 @blueprint.get("/scenarios/<name>")
@@ -171,4 +171,9 @@ def scenario(name: str) -> Response:
     summary = _summary(name, path) if path else None
     if path is None or summary is None:
         raise ApiError(404, f"No scenario {name!r}.")
-    return jsonify({**summary, "request": _read_json(path)})
+    return jsonify({**summary, "nowHonoured": _now_honoured(), "request": _read_json(path)})
+
+
+def _now_honoured() -> bool:
+    """Whether the scenario's `now` reaches the rules; the page says so rather than mislead."""
+    return bool(current_app.config["SETTINGS"].dev)

@@ -86,6 +86,7 @@ def test_scenarios_are_listed_from_the_directory_as_it_is_now(preview_app: Flask
     assert first["now"] == "2026-11-25T09:00:00Z"
     assert first["expectCards"] == ["first-line-use"]
     assert listed[0]["title"] == "a-no-meta" and listed[0]["hook"] == "patient-view"
+    assert client.get("/preview/scenarios").get_json()["nowHonoured"] is True
 
     write(fixtures, "d-added.json", fb.hook_request("order-select", drafts=[fb.medication_request()]))
     assert "d-added" in [s["name"] for s in client.get("/preview/scenarios").get_json()["scenarios"]]
@@ -119,6 +120,7 @@ def test_production_answers_404_unless_explicitly_enabled() -> None:
     assert off.get("/preview/static/preview.js").status_code == 404
     on = bare_app(production, {"TDM1_CDS_PREVIEW": "1"}).test_client()
     assert on.get("/preview/").status_code == 200
+    assert on.get("/preview/scenarios").get_json()["nowHonoured"] is False  # the page says so
     dev_off = bare_app(from_env({}, dev=True), {"TDM1_CDS_PREVIEW": "0"}).test_client()
     assert dev_off.get("/preview/").status_code == 404
 

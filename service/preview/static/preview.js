@@ -612,7 +612,14 @@
     const expected = expectedRules(scenario.expectCards);
     const rows = [
       ["Hook", scenario.hook],
-      ["Evaluated as of", scenario.now || "the server's clock"],
+      [
+        "Evaluated as of",
+        !scenario.now
+          ? "the server's clock"
+          : scenario.nowHonoured
+            ? scenario.now
+            : `the server's clock (this scenario's ${scenario.now} is honoured in dev mode only)`,
+      ],
       ["Expected cards", expected.length ? expected.join(", ") : "none"],
       ["Fixture", `fhir_fixtures/requests/${scenario.name}.json`],
     ];
