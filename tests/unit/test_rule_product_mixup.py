@@ -77,8 +77,8 @@ def test_tolerance_edges_of_a_lookalike_level() -> None:
 
 def test_tdm1_mg_order_is_converted_with_the_weight() -> None:
     finding = one(evaluate(RULE, draft(dose=378, unit="mg"), metastatic(weight=70)))  # 5.4 mg/kg
-    assert finding.facts["mg_per_kg"] == "5.40"
-    assert "70 kg" in finding.facts["weight"]
+    assert finding.facts["mg_per_kg"] == "5.4"
+    assert finding.facts["dose_text"].startswith("378 mg = 5.4 mg/kg for 70 kg")
 
 
 def test_tdm1_suggestions_correct_the_dose_or_the_product_or_remove() -> None:
@@ -95,6 +95,12 @@ def test_tdm1_suggestions_correct_the_dose_or_the_product_or_remove() -> None:
     assert create.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 5.4
     assert create.resource["id"] != ORDER_ID
     assert one(list(by_key["remove-order"].actions)).resource_id == DRAFT_REF
+
+
+def test_in_an_ongoing_course_the_lookalike_product_is_not_offered() -> None:
+    """The dose is the likely error there, and a T-DXd draft would trip the swap check (alert loop)."""
+    finding = one(evaluate(RULE, draft(dose=5.4), on_tdm1()))
+    assert [s.key for s in finding.suggestions] == ["set-tdm1-dose", "remove-order"]
 
 
 def test_tdm1_correction_respects_a_documented_reduction() -> None:

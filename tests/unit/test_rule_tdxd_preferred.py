@@ -170,6 +170,13 @@ def test_palliative_intent_places_undated_metastatic_therapy() -> None:
     assert one(evaluate(RULE, draft(), [fb.breast_cancer(), undated_mets, trastuzumab]))
 
 
+def test_no_tdxd_suggestion_while_a_tdm1_order_is_active() -> None:
+    """Accepting a T-DXd draft there would raise product-mixup's swap card: the card stays, no fix."""
+    signed = fb.medication_request("tdm1", status="active", authored=fb.ago(days=3), rid="signed-tdm1")
+    finding = one(evaluate(RULE, draft(), metastatic(signed)))
+    assert finding.suggestions == ()
+
+
 def test_on_order_select_too() -> None:
     assert one(evaluate(RULE, draft(), metastatic(), hook="order-select"))
 

@@ -127,8 +127,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     target = dosing.allowed_level(value, documented, knowledge, tolerance)
     facts = {
         "ordered": dosing.describe(ordered.dose) if ordered.dose else "",
-        "mg_per_kg": f"{value:.2f}",
-        "weight": _weight_text(ordered),
+        "mg_per_kg": f"{round(value, 2):g}",
+        "dose_text": dosing.dose_text(ordered),
         "maximum": f"{maximum:.1f}",
         "levels": " / ".join(f"{level:.1f}" for level in dosing.ladder(knowledge)),
         "tolerance": f"{tolerance * 100:g}",
@@ -148,13 +148,6 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             sources=SOURCES,
         )
     ]
-
-
-def _weight_text(ordered: dosing.OrderedDose) -> str:
-    weight = ordered.weight
-    if weight is None or weight.value is None:
-        return "not used (dose in mg/kg)"
-    return f"{weight.value:g} kg on {weight.when.date().isoformat()}"
 
 
 def _event_text(event: TherapyEvent | None) -> str:

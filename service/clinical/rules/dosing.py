@@ -158,6 +158,19 @@ def describe(dose: Dose) -> str:
     return f"{dose.value:g} {dose.unit}"
 
 
+def dose_text(ordered: OrderedDose) -> str:
+    """The ordered dose as the card states it: mg/kg as is, mg with its mg/kg and the weight used."""
+    if ordered.dose is None:
+        return ""
+    if ordered.dose.unit == "mg/kg" or ordered.mg_per_kg is None or ordered.weight is None:
+        return describe(ordered.dose)
+    weight = ordered.weight
+    return (
+        f"{describe(ordered.dose)} = {round(ordered.mg_per_kg, 2):g} mg/kg "
+        f"for {weight.value:g} kg (weighed {weight.when.date().isoformat()})"
+    )
+
+
 def level_in_order_unit(level: float, ordered: OrderedDose) -> tuple[float, str]:
     """The level as the order states doses: mg/kg as is; mg as level × the weight used."""
     if ordered.dose is not None and ordered.dose.unit == "mg" and ordered.weight and ordered.weight.value:

@@ -140,16 +140,12 @@ def _dose_finding(
     facts = {
         "product": dosing.PRODUCT_NAMES[family],
         "ordered": dosing.describe(ordered.dose),
-        "mg_per_kg": f"{value:.2f}",
+        "mg_per_kg": f"{round(value, 2):g}",
         "matches": " or ".join(f"{m.product} {m.level:g} mg/kg" for m in matches),
         "tdm1_levels": " / ".join(f"{level:.1f}" for level in dosing.ladder(ctx.params.knowledge)),
         "maximum": f"{dosing.maximum(ctx.params.knowledge):.1f}",
         "statement": ctx.params.knowledge.value("dosing.do-not-substitute")["statement"],
-        "weight": (
-            f"{ordered.weight.value:g} kg on {ordered.weight.when.date().isoformat()}"
-            if ordered.weight and ordered.weight.value is not None
-            else "not needed (dose in mg/kg)"
-        ),
+        "dose_text": dosing.dose_text(ordered),
     }
     if family == TDM1:
         variant = "tdm1-at-lookalike-dose"
@@ -196,7 +192,17 @@ def _tdm1_suggestions(
                     ),
                 )
             )
-    return (*suggestions, *_replace(ctx, ordered, best.family), *_remove(ctx))
+    # In an ongoing T-DM1 course the dose, not the product, is the likely error; offering the
+    # look-alike product would also trip this rule's swap check when accepted (an alert loop).
+    replace = () if _ongoing_if_known(ctx) else _replace(ctx, ordered, best.family)
+    return (*suggestions, *replace, *_remove(ctx))
+
+
+def _ongoing_if_known(ctx: RuleContext) -> bool:
+    """True when an ongoing T-DM1 course is on record, or when the record cannot tell."""
+    if not ctx.record.available >= MEDICATION_HISTORY | {CONDITIONS, OBSERVATIONS}:
+        return True
+    return ongoing_tdm1(ctx) is not None
 
 
 def _replace(ctx: RuleContext, ordered: dosing.OrderedDose, family: str) -> tuple[Suggestion, ...]:

@@ -37,6 +37,7 @@ from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.record import CONDITIONS, MEDICATION_HISTORY, TherapyEvent
 from service.clinical.rules import course, dosing
 from service.clinical.rules.base import Rule
+from service.clinical.rules.product_mixup import ongoing_tdm1
 from service.clinical.suggestions import new_id
 from service.clinical.terminology import TDM1, TDXD
 
@@ -125,8 +126,8 @@ def _early_recurrence(ctx: RuleContext, early: list[TherapyEvent]) -> bool:
 
 def _suggestions(ctx: RuleContext) -> tuple[Suggestion, ...]:
     order = ctx.order
-    if order is None or not order.reference:
-        return ()
+    if order is None or not order.reference or ongoing_tdm1(ctx) is not None:
+        return ()  # with T-DM1 under way, a T-DXd draft would raise product-mixup's swap card
     dose = float(ctx.params.knowledge.value("dosing.tdxd-breast-start")["mg_per_kg"])
     resource = dosing.new_order_like(
         order.resource, TDXD, f"Patient/{ctx.record.patient_id}", new_id(), dose, "mg/kg"
