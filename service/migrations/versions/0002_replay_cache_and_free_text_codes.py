@@ -27,14 +27,15 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_jwt_replay_expires_at", "jwt_replay", ["expires_at"])
-    with op.batch_alter_table("feedback") as batch:
-        batch.alter_column("override_system", type_=sa.Text(), existing_type=sa.String(256))
-        batch.alter_column("override_code", type_=sa.Text(), existing_type=sa.String(128))
+    if op.get_bind().dialect.name == "sqlite":
+        return  # SQLite never enforced the lengths; copying the table would change nothing
+    op.alter_column("feedback", "override_system", type_=sa.Text(), existing_type=sa.String(256))
+    op.alter_column("feedback", "override_code", type_=sa.Text(), existing_type=sa.String(128))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("feedback") as batch:
-        batch.alter_column("override_code", type_=sa.String(128), existing_type=sa.Text())
-        batch.alter_column("override_system", type_=sa.String(256), existing_type=sa.Text())
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("feedback", "override_code", type_=sa.String(128), existing_type=sa.Text())
+        op.alter_column("feedback", "override_system", type_=sa.String(256), existing_type=sa.Text())
     op.drop_index("ix_jwt_replay_expires_at", table_name="jwt_replay")
     op.drop_table("jwt_replay")
