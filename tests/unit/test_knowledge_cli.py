@@ -112,12 +112,28 @@ def _scenario_findings() -> list[Finding]:
             fb.medication_request(), [*setting, fb.observation("lvef", 35, fb.ago(days=1)), *fb.fresh_labs()]
         )
         findings += on_patient_view([*setting, *labs, fb.administration("tdm1", fb.ago(days=20))])
+        recovered = [
+            fb.administration("tdm1", fb.ago(days=21)),
+            fb.observation("platelets", 20, fb.ago(days=10)),
+            fb.observation("alt", 10 * 40, fb.ago(days=10)),
+            fb.observation("lvef", 38, fb.ago(days=10)),
+            fb.observation("lvef", 37, fb.ago(days=2)),
+            *fb.fresh_labs(),
+        ]
+        findings += on_order(fb.medication_request(), [*setting, *recovered])
     return findings
 
 
 def test_every_source_a_finding_cites_exists_and_every_card_renders() -> None:
     findings = _scenario_findings()
     ids = {f.rule_id for f in findings}
+    variants = {(f.rule_id, f.variant) for f in findings}
+    assert variants >= {
+        ("thrombocytopenia-hold", "resume-reduced"),
+        ("hepatotoxicity", "resume-reduced"),
+        ("lvef-decline", "confirmed"),
+        ("lvef-decline", "heart-failure"),
+    }
     assert ids >= {
         "thrombocytopenia-hold",
         "hepatotoxicity",

@@ -225,24 +225,51 @@ def on_tdm1(setting, *extra: dict) -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    ("kind", "times", "setting", "fires"),
+    ("kind", "times", "setting", "variant"),
     [
-        ("alt", 20 * JUST_ABOVE, metastatic, True),
-        ("alt", 20, metastatic, False),  # a hold level in the past is over once recovered
-        ("bilirubin", 10 * JUST_ABOVE, metastatic, True),
-        ("bilirubin", 2 * JUST_ABOVE, early, True),  # EBC: > 2 × ULN at any time
-        ("bilirubin", 2, early, False),
+        ("alt", 20 * JUST_ABOVE, metastatic, "discontinue"),
+        ("alt", 20, metastatic, "resume-reduced"),  # a Grade 3 hold since the last dose: one level lower
+        ("alt", 5, metastatic, None),
+        ("bilirubin", 10 * JUST_ABOVE, metastatic, "discontinue"),
+        ("bilirubin", 3, metastatic, None),  # MBC Grade 2 bilirubin resumes at the same dose
+        ("bilirubin", 3 * JUST_ABOVE, metastatic, "resume-reduced"),
+        ("bilirubin", 2 * JUST_ABOVE, early, "discontinue"),  # EBC: > 2 × ULN at any time
+        ("bilirubin", 2, early, "resume-reduced"),
     ],
 )
-def test_permanent_level_met_earlier_on_tdm1_still_discontinues(
-    kind: str, times: float, setting, fires: bool
+def test_levels_met_since_the_last_dose_outlive_recovery(
+    kind: str, times: float, setting, variant: str | None
 ) -> None:
     earlier = fb.observation(kind, fb.ULN[kind] * times, fb.ago(days=10))
     findings = evaluate(context(on_tdm1(setting, earlier)))
-    assert bool(findings) is fires
-    if fires:
-        assert findings[0].variant == "discontinue"
+    assert (findings[0].variant if findings else None) == variant
+    if variant == "discontinue":
         assert "permanent criterion" in findings[0].facts["reasons"][0]
+    if variant == "resume-reduced":
+        assert "this order is not below the last dose (3.6 mg/kg on" in findings[0].facts["reasons"][0]
+        assert "dosing.reduction-ladder" in findings[0].sources
+
+
+def test_reduced_order_after_a_grade3_hold_is_silent() -> None:
+    earlier = fb.observation("alt", 10 * 40, fb.ago(days=10))
+    drafts = [fb.medication_request(rid="tdm1-draft", dose=3.0)]
+    assert evaluate(context(on_tdm1(metastatic, earlier), drafts=drafts)) == []
+
+
+def test_unreadable_dose_after_a_grade3_hold_is_said() -> None:
+    earlier = fb.observation("alt", 10 * 40, fb.ago(days=10))
+    ctx = context(
+        on_tdm1(metastatic, earlier), drafts=[fb.medication_request(rid="tdm1-draft", dose=250, unit="mg")]
+    )
+    assert evaluate(ctx) == []
+    assert any("one dose level lower" in note for note in ctx.notes)
+
+
+def test_still_high_after_a_grade3_hold_lists_both() -> None:
+    earlier = fb.observation("alt", 10 * 40, fb.ago(days=10))
+    history = on_tdm1(metastatic, earlier, fb.observation("ast", 6 * 40, fb.ago(hours=5)))
+    (finding,) = evaluate(context(history))
+    assert finding.variant == "hold" and len(finding.facts["reasons"]) == 2
 
 
 def test_permanent_level_before_the_first_dose_is_not_this_rule() -> None:
@@ -263,3 +290,9 @@ def test_earlier_hys_law_pair_must_be_concomitant(days_apart: float, fires: bool
     assert bool(findings) is fires
     if fires:
         assert "any.hys-law" in findings[0].sources and "Hy's-law pattern on" in findings[0].facts["headline"]
+
+
+def test_resume_reduced_card_offers_no_delete() -> None:
+    earlier = fb.observation("alt", 10 * 40, fb.ago(days=10))
+    (finding,) = evaluate(context(on_tdm1(metastatic, earlier)))
+    assert finding.variant == "resume-reduced" and finding.suggestions == ()

@@ -123,3 +123,64 @@ def test_patient_view_runs_only_when_a_dose_is_due() -> None:
 def test_patient_view_card_has_no_order_and_no_suggestion() -> None:
     (finding,) = evaluate(context(metastatic(platelets(40)), hook="patient-view"))
     assert finding.order_ref is None and finding.suggestions == ()
+
+
+def after_dose(*labs: dict, dose: float = 3.6) -> list[dict]:
+    return metastatic(fb.administration("tdm1", fb.ago(days=21), dose=dose), *labs)
+
+
+@pytest.mark.parametrize(
+    ("nadir", "ordered", "fires"), [(24.999, 3.6, True), (24.999, 3.0, False), (25, 3.6, False)]
+)
+def test_grade4_since_the_last_dose_requires_a_lower_level_after_recovery(
+    nadir: float, ordered: float, fires: bool
+) -> None:
+    history = after_dose(fb.observation("platelets", nadir, fb.ago(days=10)), platelets(80))
+    drafts = [fb.medication_request(rid=ORDER_ID, dose=ordered)]
+    findings = evaluate(context(history, drafts=drafts))
+    assert bool(findings) is fires
+    if fires:
+        (finding,) = findings
+        assert finding.variant == "resume-reduced" and finding.indicator == "critical"
+        assert finding.facts["last_dose"].startswith("3.6 mg/kg on")
+        assert "dosing.reduction-ladder" in finding.sources
+
+
+def test_grade4_before_the_last_dose_is_history() -> None:
+    history = metastatic(
+        fb.observation("platelets", 20, fb.ago(days=30)),
+        fb.administration("tdm1", fb.ago(days=21), dose=3.0),
+        platelets(80),
+    )
+    assert evaluate(context(history)) == []
+
+
+def test_mg_order_is_compared_in_mg_per_kg() -> None:
+    history = after_dose(
+        fb.observation("weight", 70, fb.ago(days=1)),
+        fb.observation("platelets", 20, fb.ago(days=10)),
+        platelets(80),
+    )
+    fires = evaluate(context(history, drafts=[fb.medication_request(rid=ORDER_ID, dose=252, unit="mg")]))
+    assert fires and fires[0].variant == "resume-reduced"  # 252 mg / 70 kg = 3.6 mg/kg
+    reduced = evaluate(context(history, drafts=[fb.medication_request(rid=ORDER_ID, dose=210, unit="mg")]))
+    assert reduced == []  # 3.0 mg/kg
+
+
+def test_unreadable_dose_is_said_not_guessed() -> None:
+    history = after_dose(fb.observation("platelets", 20, fb.ago(days=10)), platelets(80))
+    ctx = context(history, drafts=[fb.medication_request(rid=ORDER_ID, dose=250, unit="mg")])  # no weight
+    assert evaluate(ctx) == []
+    assert any("one dose level lower" in note and "check the dose level" in note for note in ctx.notes)
+
+
+def test_current_grade3_after_an_earlier_grade4_says_reduce() -> None:
+    history = after_dose(fb.observation("platelets", 20, fb.ago(days=10)), platelets(40))
+    (finding,) = evaluate(context(history))
+    assert finding.variant == "reduce"
+    assert "Since the last T-DM1 dose the count was 20,000/mm3" in finding.facts["earlier"]
+
+
+def test_recovered_count_on_patient_view_gives_no_card() -> None:
+    history = after_dose(fb.observation("platelets", 20, fb.ago(days=10)), platelets(80))
+    assert evaluate(context(history, hook="patient-view")) == []

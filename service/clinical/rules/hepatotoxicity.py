@@ -19,6 +19,9 @@ When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within 
 Then  critical: hold the dose (with the label's recovery level and resume dose) or permanently
       discontinue; the most severe finding sets the card, every reason is listed. Suggest
       removing the draft order.
+  or  since the last dose a value was in a "hold, then reduce one dose level" row and has recovered,
+      but the order is not below the last dose given (both in mg/kg; else a note says so),
+Then  critical, "resume-reduced": resume one dose level lower.
 Transaminases > 2.5-5 × ULN in MBC ("treat at same dose level") give no card. A result without a
 ULN is never graded against a guessed ULN: it is named in a data-unavailable note (warning), so
 this rule's cards stay critical, as the card contract says. Missing tests are
@@ -43,6 +46,7 @@ TABLES = {
     "bilirubin": {"metastatic": ("mbc.bilirubin",), "early": ("ebc.bilirubin",)},
 }
 HYS_LAW = "any.hys-law"
+RESUME_REDUCED = 0  # below any hold: the values recovered, only the dose level is wrong
 NRH = "any.nrh"
 
 
@@ -58,6 +62,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     latest: dict[str, tuple[Result, float]] = {}
     found: list[tables.Band] = []
     reasons: list[tuple[int, str, str]] = []  # (severity, headline, reason line)
+    # Rows met since the last dose whose resumption costs a dose level: (band, headline, line).
+    on_hold: list[tuple[tables.Band, str, str]] = []
+    resumption: list[tuple[tables.Band, str, str]] = []
     for kind in TESTS:
         result = ctx.record.latest(kind, since=since, until=until)
         if result is None:
@@ -74,7 +81,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         applying: list[tables.Band] = []
         for entry in tables.entries_for(ctx, TABLES[kind]):
             applying += tables.bands(entry, {"times_uln": times})[0]
-        for band in tables.worst(applying)[:1]:
+        current = tables.worst(applying)[:1]
+        for band in current:
             found.append(band)
             reasons.append(
                 (
@@ -83,7 +91,31 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                     f"{_describe(kind, result, times)}: {band.instruction()}",
                 )
             )
+        earlier = tables.reduce_event_since_last_dose(ctx, kind, lambda r, k=kind: _graded_result(ctx, k, r))
+        if earlier is not None and earlier[0] is not result:
+            e_result, e_band = earlier
+            e_times = tables.ratio(e_result) or 0.0
+            line = f"Since the last T-DM1 dose, {_describe(kind, e_result, e_times)}: {e_band.instruction()}"
+            headline = f"{TESTS[kind]} {e_times:.1f} × ULN on {tables.day(e_result.when)}"
+            (on_hold if current else resumption).append((e_band, headline, line))
     extra_sources: list[str] = []
+    for band, headline, line in on_hold:
+        found.append(band)
+        reasons.append((tables.ACTION_RANK["hold"], headline, line))
+    if resumption:
+        reduced, last_dose = tables.reduced_since_last_dose(ctx)
+        if reduced is None and ctx.order is not None:
+            ctx.notes.append(
+                f"{resumption[0][1]} since the last T-DM1 dose requires resuming one dose level lower; the "
+                "ordered or last dose could not be read in mg/kg, so check the dose level by hand."
+            )
+        elif reduced is False:
+            extra_sources.append("dosing.reduction-ladder")
+            for band, headline, line in resumption:
+                found.append(band)
+                reasons.append(
+                    (RESUME_REDUCED, headline, f"{line}; this order is not below the last dose ({last_dose})")
+                )
     hys, hys_headline = _hys_law(ctx, latest)
     if hys:
         extra_sources.append(HYS_LAW)
@@ -113,20 +145,24 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if not reasons:
         return []
     reasons.sort(key=lambda r: -r[0])
-    discontinue = reasons[0][0] >= tables.ACTION_RANK["discontinue"]
+    variant = _variant(reasons[0][0])
+    discontinue = variant == "discontinue"
     return [
         Finding(
             rule_id=RULE_ID,
             indicator="critical",
-            variant="discontinue" if discontinue else "hold",
+            variant=variant,
             facts={
                 # The summary names what sets the action; the detail lists every reason.
-                "headline": _headline(reasons, discontinue),
+                "headline": _headline(reasons, variant),
                 "reasons": [r[2] for r in reasons],
                 "setting": tables.SETTING_NAMES[ctx.record.setting],
             },
             order_ref=ctx.order.reference or None if ctx.order else None,
-            suggestions=tables.remove_draft(
+            # A dose to lower is the prescriber's edit (dose-check offers levels); nothing to delete.
+            suggestions=()
+            if variant == "resume-reduced"
+            else tables.remove_draft(
                 ctx,
                 "remove-draft",
                 "Remove the T-DM1 draft order" + ("" if discontinue else " (dose held)"),
@@ -201,11 +237,20 @@ def _earlier_discontinuation(
     return out
 
 
-def _headline(reasons: list[tuple[int, str, str]], discontinue: bool) -> str:
+def _variant(severity: int) -> str:
+    if severity >= tables.ACTION_RANK["discontinue"]:
+        return "discontinue"
+    return "hold" if severity >= tables.ACTION_RANK["hold"] else "resume-reduced"
+
+
+def _graded_result(ctx: RuleContext, kind: str, result: Result) -> tables.Band | None:
+    times = tables.ratio(result)
+    return None if times is None else _graded(ctx, kind, times)
+
+
+def _headline(reasons: list[tuple[int, str, str]], variant: str) -> str:
     """The first reason that sets the action, and how many more: the summary must stay < 140."""
-    top = list(
-        dict.fromkeys(r[1] for r in reasons if (r[0] >= tables.ACTION_RANK["discontinue"]) is discontinue)
-    )
+    top = list(dict.fromkeys(r[1] for r in reasons if _variant(r[0]) == variant))
     return top[0] + (f" (+{len(top) - 1} more)" if len(top) > 1 else "")
 
 

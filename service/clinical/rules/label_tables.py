@@ -22,6 +22,8 @@ from typing import Any
 from service.clinical.findings import Action, RuleContext, Suggestion
 from service.clinical.knowledge import Entry, KnowledgeError
 from service.clinical.record import Result
+from service.clinical.rules import dosing
+from service.clinical.terminology import TDM1
 
 # criterion key → (measure it reads, comparison of measure against the row's number)
 CRITERIA: dict[str, tuple[str, Callable[[float, float], bool]]] = {
@@ -158,3 +160,41 @@ def remove_draft(ctx: RuleContext, key: str, description: str) -> tuple[Suggesti
 
 def cite(found: Iterable[Band], *extra: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([b.entry.id for b in found] + list(extra)))
+
+
+def reduce_event_since_last_dose(
+    ctx: RuleContext, kind: str, grade: Callable[[Result], Band | None]
+) -> tuple[Result, Band] | None:
+    """The newest result since the last T-DM1 dose in a hold row whose resumption costs a dose level.
+
+    The label's "do not administer until recovery, then reduce one dose level" outlives the
+    recovery: the next dose after such an event must be one level lower.
+    """
+    doses = [e for e in ctx.record.doses_given(TDM1) if e.start]
+    if not doses:
+        return None
+    last = max(e.start for e in doses if e.start)
+    for result in ctx.record.results_of(kind):  # newest first
+        if result.when <= last:
+            break
+        if result.when > ctx.now or not result.readable:
+            continue
+        band = grade(result)
+        if band is not None and band.action == "hold" and "reduce" in str(band.row.get("resume", "")):
+            return result, band
+    return None
+
+
+def reduced_since_last_dose(ctx: RuleContext) -> tuple[bool | None, str]:
+    """(is the ordered dose below the last dose given, text of the last dose); None when unknowable."""
+    doses = sorted((e for e in ctx.record.doses_given(TDM1) if e.start), key=lambda e: e.start or ctx.now)
+    if not doses or ctx.order is None:
+        return None, ""
+    last = doses[-1]
+    last_level = dosing.event_mg_per_kg(last, ctx.record, ctx.params.weight_stale)
+    ordered = dosing.ordered_dose(ctx)
+    last_text = f"{last_level:g} mg/kg on {day(last.start)}" if last_level and last.start else ""
+    if last_level is None or ordered.mg_per_kg is None:
+        return None, last_text
+    # Within the dose tolerance of the last level, or above it, is not a reduction.
+    return ordered.mg_per_kg < last_level * (1 - ctx.params.dose_tolerance), last_text

@@ -12,6 +12,9 @@ When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within 
       unit normalised to /mm3) falls in a hold row of the table for the record's setting,
 Then  critical: do not give the dose until platelets ≥ the row's recovery level; below the
       Grade 4 level also reduce one dose level on resumption. Suggest removing the draft order.
+If a count since the last dose was in a "then reduce one dose level" row (Grade 4), the card says
+resume one level lower; once recovered, an order not below the last dose given still fires
+(critical, "resume-reduced"); when either dose cannot be read in mg/kg, a note says so.
 Exactly 75,000/mm3 is ≤ Grade 1: no card. No count in the window is platelets-missing's business;
 counts in units we cannot read are never graded (platelets-missing reports them).
 Setting unknown: both tables, the more severe row wins (see label_tables).
@@ -20,7 +23,7 @@ Setting unknown: both tables, the more severe row wins (see label_tables).
 from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
-from service.clinical.record import OBSERVATIONS
+from service.clinical.record import OBSERVATIONS, Result
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -31,19 +34,32 @@ TABLES = {
 }
 
 
+def _worst(ctx: RuleContext, count: float) -> list[tables.Band]:
+    applying: list[tables.Band] = []
+    for entry in tables.entries_for(ctx, TABLES):
+        applying += tables.bands(entry, {"platelets": count})[0]
+    return tables.worst(applying)
+
+
+def _grade(ctx: RuleContext, result: Result) -> tables.Band | None:
+    chosen = _worst(ctx, round(result.value or 0, 3))
+    return chosen[0] if chosen else None
+
+
 def evaluate(ctx: RuleContext) -> list[Finding]:
     since, until = tables.lab_window(ctx)
     result = ctx.record.latest("platelets", since=since, until=until)
     if result is None or result.value is None:
         return []
     count = round(result.value, 3)
-    applying: list[tables.Band] = []
-    for entry in tables.entries_for(ctx, TABLES):
-        applying += tables.bands(entry, {"platelets": count})[0]
-    chosen = tables.worst(applying)
+    chosen = _worst(ctx, count)
+    earlier = tables.reduce_event_since_last_dose(ctx, "platelets", lambda r: _grade(ctx, r))
+    if earlier is not None and earlier[0] is result:
+        earlier = None  # the current count speaks for itself
     if not chosen:
-        return []
+        return _resume_reduced(ctx, earlier) if earlier else []
     band = chosen[0]
+    reduce = "reduce" in str(band.row.get("resume", "")) or earlier is not None
     newer_unreadable = [
         r for r in ctx.record.unreadable_in("platelets", result.when, until) if r.when > result.when
     ]
@@ -51,7 +67,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         Finding(
             rule_id=RULE_ID,
             indicator="critical",
-            variant="reduce" if "reduce" in str(band.row.get("resume", "")) else "hold",
+            variant="reduce" if reduce else "hold",
             facts={
                 "platelets": tables.number(count),
                 "date": tables.day(result.when),
@@ -59,6 +75,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 "until": str(band.row.get("until", "")),
                 "instruction": band.instruction(),
                 "setting": tables.SETTING_NAMES[ctx.record.setting],
+                "earlier": _earlier_text(earlier),
                 "unreadable": (
                     f" A newer count ({tables.day(newer_unreadable[0].when)}) could not be read: "
                     f"{newer_unreadable[0].problem}."
@@ -68,7 +85,51 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             },
             order_ref=ctx.order.reference or None if ctx.order else None,
             suggestions=tables.remove_draft(ctx, "remove-draft", "Remove the T-DM1 draft order (dose held)"),
-            sources=tables.cite(chosen),
+            sources=tables.cite([*chosen, *([earlier[1]] if earlier else [])]),
+        )
+    ]
+
+
+def _earlier_text(earlier: tuple[Result, tables.Band] | None) -> str:
+    if earlier is None:
+        return ""
+    result, band = earlier
+    return (
+        f" Since the last T-DM1 dose the count was {tables.number(result.value or 0)}/mm3 on "
+        f"{tables.day(result.when)} (Grade {band.row.get('grade', '?')}): {band.instruction()}."
+    )
+
+
+def _resume_reduced(ctx: RuleContext, earlier: tuple[Result, tables.Band]) -> list[Finding]:
+    """Recovered, but a dose-level-costing count since the last dose: the order must be lower."""
+    if ctx.order is None:
+        return []  # patient-view: no dose to compare
+    reduced, last_dose = tables.reduced_since_last_dose(ctx)
+    result, band = earlier
+    if reduced is None:
+        ctx.notes.append(
+            f"Platelets {tables.number(result.value or 0)}/mm3 on {tables.day(result.when)} since the last "
+            "T-DM1 dose require resuming one dose level lower; the ordered or last dose could not be read "
+            "in mg/kg, so check the dose level by hand."
+        )
+        return []
+    if reduced:
+        return []
+    return [
+        Finding(
+            rule_id=RULE_ID,
+            indicator="critical",
+            variant="resume-reduced",
+            facts={
+                "platelets": tables.number(result.value or 0),
+                "date": tables.day(result.when),
+                "grade": str(band.row.get("grade", "")),
+                "last_dose": last_dose,
+                "instruction": band.instruction(),
+                "setting": tables.SETTING_NAMES[ctx.record.setting],
+            },
+            order_ref=ctx.order.reference or None,
+            sources=tables.cite([band], "dosing.reduction-ladder"),
         )
     ]
 
