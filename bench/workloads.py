@@ -100,7 +100,9 @@ def large_history(total: int = 2000) -> list[dict[str, Any]]:
 
 
 def _draft() -> dict[str, Any]:
-    return fb.medication_request("tdm1", patient_id=PATIENT_ID, rid="bench-draft-1")
+    # A planned end (6 cycles) in the metastatic setting: the fixed-duration-stop card fires, with its
+    # suggestion, so rendering, suggestion validation and the card log are part of the measure.
+    return fb.medication_request("tdm1", patient_id=PATIENT_ID, rid="bench-draft-1", count=6)
 
 
 def order_sign(history: list[dict[str, Any]]) -> dict[str, Any]:

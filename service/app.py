@@ -15,7 +15,7 @@ from service import auth, logs
 from service import cards as card_content
 from service.api import admin, cors, discovery, errors, feedback, health, hooks, openapi
 from service.api import metrics as metrics_api
-from service.clinical import knowledge, terminology
+from service.clinical import knowledge, suggestions, terminology
 from service.clinical.findings import Params
 from service.fhir.cache import FetchCache
 from service.settings import Settings, SettingsError, from_env
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         CLOCK=_clock(settings),  # the clinical core takes `now` as an argument; dev and tests may pin it
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    suggestions.warm()
     errors.register(app)
     cors.register(app)
     auth.register(app, settings, trusted)

@@ -32,6 +32,13 @@ def _model(resource_type: str) -> Any:
     raise InvalidSuggestion(f"no model for {resource_type}")
 
 
+def warm() -> None:
+    """Import the models now: the first import takes over a second, which the first call to suggest
+    an order would otherwise pay. Called at app start, before gunicorn forks, so workers share it."""
+    for resource_type in ("ServiceRequest", "MedicationRequest"):
+        _model(resource_type)
+
+
 def validated(resource: dict[str, Any]) -> dict[str, Any]:
     """The resource as given, once the R4B model has accepted it."""
     try:
