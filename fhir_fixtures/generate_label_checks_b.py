@@ -137,6 +137,20 @@ def main() -> None:
         ["thrombocytopenia-hold", "treatment-summary"],
     )
 
+    deterministic_ids("plt-g4")
+    history = [
+        *without(on_tdm1_metastatic(), "777-3"),
+        fb.observation("platelets", 19, fb.ago(days=12), unit="10*3/uL"),
+        fb.observation("platelets", 96, fb.ago(days=1), unit="10*3/uL"),
+    ]
+    write(
+        "thrombocytopenia-recovered-not-reduced",
+        "Platelets recovered after Grade 4, full dose ordered again",
+        "Platelets fell to 19 × 10*3/uL after cycle 4 and recovered to 96; cycle 5 is ordered at 3.6 mg/kg again: one level lower.",
+        request("order-sign", history),
+        ["thrombocytopenia-hold"],
+    )
+
     deterministic_ids("liver-hys")
     history = [
         *without(without(on_tdm1_metastatic(), "1742-6"), "1975-2"),
