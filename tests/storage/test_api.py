@@ -172,3 +172,21 @@ def test_admin_report_needs_the_token(database_url: str) -> None:
         assert bad.status_code == 400
     finally:
         app.config["STORE"].close()
+
+
+@pytest.mark.parametrize("flaky_database", ["sqlite", "postgresql"], indirect=True)
+def test_service_starts_and_answers_with_the_database_down(flaky_database) -> None:
+    url, switch = flaky_database
+    switch.down()
+    app = _app(url)
+    client = app.test_client()
+    try:
+        response = client.post(HOOK, json=_card_request())
+        assert response.status_code == 200 and len(response.get_json()["cards"]) == 1
+        assert client.get("/readyz").status_code == 503
+        switch.up()
+        assert client.get("/readyz").status_code == 200
+        (card,) = response.get_json()["cards"]
+        assert app.config["STORE"].card(card["uuid"]) is not None
+    finally:
+        app.config["STORE"].close()
