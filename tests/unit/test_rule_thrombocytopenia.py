@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.clinical.record import ALL_CATEGORIES, MEDICATION_HISTORY
 from service.clinical.rules.thrombocytopenia import RULE, evaluate
 from tests import fhir_builders as fb
 from tests.unit.label_b_helpers import ORDER_ID, context, early, metastatic, unknown
@@ -184,3 +185,10 @@ def test_current_grade3_after_an_earlier_grade4_says_reduce() -> None:
 def test_recovered_count_on_patient_view_gives_no_card() -> None:
     history = after_dose(fb.observation("platelets", 20, fb.ago(days=10)), platelets(80))
     assert evaluate(context(history, hook="patient-view")) == []
+
+
+def test_without_medication_history_the_since_last_dose_check_is_said() -> None:
+    history = after_dose(fb.observation("platelets", 20, fb.ago(days=10)), platelets(80))
+    ctx = context(history, available=ALL_CATEGORIES - MEDICATION_HISTORY)
+    assert evaluate(ctx) == []
+    assert any("medication history could not be read" in note for note in ctx.notes)

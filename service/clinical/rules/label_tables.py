@@ -21,7 +21,7 @@ from typing import Any
 
 from service.clinical.findings import Action, RuleContext, Suggestion
 from service.clinical.knowledge import Entry, KnowledgeError
-from service.clinical.record import Result
+from service.clinical.record import MEDICATION_HISTORY, Result
 from service.clinical.rules import dosing
 from service.clinical.terminology import TDM1
 
@@ -170,6 +170,12 @@ def reduce_event_since_last_dose(
     The label's "do not administer until recovery, then reduce one dose level" outlives the
     recovery: the next dose after such an event must be one level lower.
     """
+    if not ctx.record.available >= MEDICATION_HISTORY:
+        ctx.notes.append(
+            "Results since the last T-DM1 dose were not checked against the label's 'then reduce one "
+            "dose level' rows: the medication history could not be read."
+        )
+        return None
     doses = [e for e in ctx.record.doses_given(TDM1) if e.start]
     if not doses:
         return None
