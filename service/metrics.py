@@ -65,7 +65,7 @@ JWT_FAILURES = Counter(
 )
 PREFETCH_KEYS = Counter(
     "tdm1_cds_prefetch_keys",
-    "Prefetch keys a hook call needed, by key and how they were obtained (prefetched, fetched, unavailable).",
+    "Prefetch keys a hook call needed, by key and how they were obtained (prefetched, fetched, cached, unavailable).",
     ["key", "source"],
 )
 CARD_LOG_WRITE_FAILURES = Counter(
@@ -119,8 +119,19 @@ def jwt_failure(reason: str) -> None:
     JWT_FAILURES.labels(_label(reason, 32)).inc()
 
 
-def prefetch_keys(prefetched: Iterable[str], fetched: Iterable[str], unavailable: Iterable[str] = ()) -> None:
-    for source, keys in (("prefetched", prefetched), ("fetched", fetched), ("unavailable", unavailable)):
+def prefetch_keys(
+    prefetched: Iterable[str],
+    fetched: Iterable[str],
+    unavailable: Iterable[str] = (),
+    cached: Iterable[str] = (),
+) -> None:
+    sources = (
+        ("prefetched", prefetched),
+        ("fetched", fetched),
+        ("cached", cached),
+        ("unavailable", unavailable),
+    )
+    for source, keys in sources:
         for key in keys:
             PREFETCH_KEYS.labels(_label(key), source).inc()
 

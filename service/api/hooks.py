@@ -225,7 +225,12 @@ def _log_call(
 ) -> None:
     store = current_app.config["STORE"]
     if data is not None:
-        metrics.prefetch_keys(data.prefetched_keys, data.fetched_keys, sorted(data.failures))
+        metrics.prefetch_keys(
+            data.prefetched_keys,
+            data.fetched_keys,
+            sorted(data.failures),
+            cached=getattr(data, "cached_keys", ()),  # reused from a call seconds ago (service/fhir/cache.py)
+        )
     log.info(
         "hook call",
         extra={
