@@ -41,7 +41,7 @@ def test_mbc_grade3_cites_the_confirmed_table_and_same_dose() -> None:
     (finding,) = evaluate(context(metastatic(platelets(49.999))))
     assert finding.variant == "hold"
     assert finding.sources == ("mbc.thrombocytopenia",)
-    assert finding.facts["grade"] == "3"
+    assert finding.facts["grade"] == " (Grade 3)"
     assert "same dose" in finding.facts["instruction"]
     assert finding.facts["platelets"] == "49,999"
 
@@ -49,7 +49,7 @@ def test_mbc_grade3_cites_the_confirmed_table_and_same_dose() -> None:
 def test_mbc_grade2_is_held_as_unverified_service_policy() -> None:
     (finding,) = evaluate(context(metastatic(platelets(50))))
     assert finding.sources == ("mbc.thrombocytopenia-grade2",)
-    assert finding.facts["grade"] == "2"
+    assert finding.facts["grade"] == " (Grade 2)"
 
 
 @pytest.mark.parametrize(("value", "variant"), [(25, "hold"), (24.999, "reduce")])
@@ -62,6 +62,7 @@ def test_below_25000_also_reduces_one_level(value: float, variant: str, setting)
 
 def test_early_setting_uses_the_unverified_ebc_table() -> None:
     (finding,) = evaluate(context(early(platelets(60))))
+    assert finding.facts["grade"] == ""  # the EBC rows name no grade: none is invented
     assert finding.sources == ("ebc.thrombocytopenia",)
     assert "EBC" in finding.facts["setting"]
 

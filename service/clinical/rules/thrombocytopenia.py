@@ -71,7 +71,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             facts={
                 "platelets": tables.number(count),
                 "date": tables.day(result.when),
-                "grade": str(band.row.get("grade", "")),
+                "grade": _grade_text(band),
                 "until": str(band.row.get("until", "")),
                 "instruction": band.instruction(),
                 "setting": tables.SETTING_NAMES[ctx.record.setting],
@@ -90,13 +90,18 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     ]
 
 
+def _grade_text(band: tables.Band) -> str:
+    """ " (Grade 3)" when the table row names its grade (the EBC rows do not)."""
+    return f" (Grade {band.row['grade']})" if band.row.get("grade") else ""
+
+
 def _earlier_text(earlier: tuple[Result, tables.Band] | None) -> str:
     if earlier is None:
         return ""
     result, band = earlier
     return (
         f" Since the last T-DM1 dose the count was {tables.number(result.value or 0)}/mm3 on "
-        f"{tables.day(result.when)} (Grade {band.row.get('grade', '?')}): {band.instruction()}."
+        f"{tables.day(result.when)}{_grade_text(band)}: {band.instruction()}."
     )
 
 
@@ -123,7 +128,7 @@ def _resume_reduced(ctx: RuleContext, earlier: tuple[Result, tables.Band]) -> li
             facts={
                 "platelets": tables.number(result.value or 0),
                 "date": tables.day(result.when),
-                "grade": str(band.row.get("grade", "")),
+                "grade": _grade_text(band),
                 "last_dose": last_dose,
                 "instruction": band.instruction(),
                 "setting": tables.SETTING_NAMES[ctx.record.setting],
