@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests import fhir_builders as fb
+from tests.integration.conftest import start_server, stop_server
 from tests.medplum import fetch_requests, medplum_server, reset_requests
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,17 @@ TOKEN = "fhir-access-token-for-tests-5521"
 def fhir_base() -> Iterator[str]:
     with medplum_server([PATIENTS], token=TOKEN) as base:
         yield base
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server whose fetch deadline is generous: these tests are about what is fetched, not how fast
+    (the deadline itself is tested in tests/resilience, the speed in make bench)."""
+    process, base = start_server(
+        tmp_path_factory.mktemp("fhir-live"), {"TDM1_CDS_FETCH_DEADLINE_SECONDS": "20"}
+    )
+    yield base
+    stop_server(process)
 
 
 def kadcyla_request(fhir_base: str, token: str = TOKEN, prefetch: dict | None = None) -> dict:
