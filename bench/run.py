@@ -80,9 +80,9 @@ def _wait_healthy(process: subprocess.Popen, base: str, log: Path) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text(errors='replace')[-2000:]}")
         try:
-            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or a busy machine answering late
             pass
         time.sleep(0.2)
     process.terminate()

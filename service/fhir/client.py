@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -146,9 +147,10 @@ class FhirClient:
     def continue_paging(self, key: str, bundle: dict[str, Any], deadline: float) -> FetchResult:
         """The rest of a paged Bundle a client prefetched, with the same token."""
         started = time.monotonic()
-        result = FetchResult(key=key, resources=list(_resources(bundle)), pages=1)
+        result = FetchResult(key=key, pages=1)
         url = next_link(bundle)
         try:
+            result.resources = list(_resources(bundle))
             while url:
                 if result.pages >= self.max_pages:
                     result.truncated = True
@@ -208,20 +210,29 @@ def _resources(document: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for entry in as_list(document.get("entry")):
         resource = as_dict(as_dict(entry).get("resource"))
+        kind = resource.get("resourceType")
         # Search results may include OperationOutcomes (search.mode = outcome): not data.
-        if as_str(resource.get("resourceType")) and resource.get("resourceType") != "OperationOutcome":
-            found.append(resource)
+        if kind == "OperationOutcome":
+            continue
+        if not as_str(kind):
+            # A list with an entry we cannot read is not the complete list the rules need: a check
+            # for a missing lab must not fire because the lab sat in that entry.
+            raise FetchError("a Bundle entry is not a FHIR resource", "invalid")
+        found.append(resource)
     return found
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
+    """One pool per worker process, made on first use (after gunicorn forks: threads do not fork)."""
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
-    return _POOL
+    with _POOL_LOCK:  # gthread: the first calls arrive together, and each would make its own pool
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
+        return _POOL
 
 
 def run_parallel(

@@ -2,7 +2,7 @@
 
 Each resource type (the first path segment: Patient, Observation, ...) answers in one of these modes:
 ok, slow (answers after `slow_seconds`), hang (never answers until the server stops), 401, 403, 500,
-html, truncated (half a JSON document, then the connection closes), trickle (a valid body, one byte at
+html, garbage (a Bundle whose entries are not resources), truncated (half a JSON document, then the connection closes), trickle (a valid body, one byte at
 a time, slowly), page-forever (every page links to another page), outcome (an OperationOutcome).
 Every request is recorded (path, whether the bearer token was the expected one), so tests can count.
 """
@@ -84,6 +84,16 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                 return self._send(int(mode), {"resourceType": "OperationOutcome", "issue": []})
             if mode == "outcome":
                 return self._send(200, {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]})
+            if mode == "garbage":
+                entries = [
+                    1,
+                    "x",
+                    None,
+                    {"resource": []},
+                    {"resource": {"resourceType": 5}},
+                    {"resource": {}},
+                ]
+                return self._send(200, {"resourceType": "Bundle", "type": "searchset", "entry": entries})
             if mode == "html":
                 return self._send_raw(200, b"<html><body>Maintenance</body></html>", "text/html")
             document = state.data.get(resource_type, fb.searchset([]))

@@ -75,6 +75,25 @@ def test_observation_query_fails(client, mode: str, reason: str) -> None:
     assert _failures("observations", reason) == before + 1
 
 
+@pytest.mark.parametrize("resource_type", ["Patient", *fb.PREFETCH_KEYS])
+def test_garbage_bundle_entries_do_not_break_the_call(client, resource_type: str) -> None:
+    state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN, modes={resource_type: "garbage"})
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    if resource_type != "Patient":  # no check needs demographics yet, so no card names them
+        assert resource_type in unavailable_card(response)["detail"]
+
+
+def test_unreadable_entries_make_the_list_unavailable(client) -> None:
+    # An empty-looking lab list would fire "platelets missing": the entries were there, unreadable.
+    state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN, modes={"Observation": "garbage"})
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert OBSERVATIONS_NAME in unavailable_card(response)["summary"]
+    assert not set(codes(response)) & OBSERVATION_CARDS
+
+
 def test_paging_forever_stops_at_the_cap(app, client) -> None:
     app.config["SETTINGS"] = app.config["SETTINGS"].with_overrides(fetch_max_pages=4)
     state = StubState(
