@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests import fhir_builders as fb
-from tests.integration.conftest import start_server, stop_server
+from tests.integration.conftest import REPO, start_server, stop_server
 
 CHROMIUM = os.environ.get("TDM1_CDS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps calling home, which on a closed network
@@ -126,6 +128,13 @@ class PreviewServer:
     base: str
     database: Path
     fixtures: Path
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """`tdm1-cds report` over the live server's card log, by rule id."""
+        env = {**os.environ, "TDM1_CDS_DATABASE_URL": f"sqlite:///{self.database}"}
+        command = [sys.executable, "-m", "service.cli", "report", "--format", "json"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=REPO)
+        return {row["rule_id"]: row for row in json.loads(done.stdout)["rules"]}
 
     def feedback_rows(self, card_uuid: str) -> list[dict[str, Any]]:
         with sqlite3.connect(self.database) as connection:

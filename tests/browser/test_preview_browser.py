@@ -58,6 +58,7 @@ def assert_rendered_as_returned(page: Any, cards: list[dict[str, Any]]) -> None:
 def test_two_scenarios_render_and_feedback_lands_in_the_card_log(
     page: Any, preview_server: PreviewServer
 ) -> None:
+    before = preview_server.report()
     open_preview(page, preview_server.base)
     items = page.locator(".scenario-list button")
     expect(items).to_have_count(3)
@@ -116,6 +117,18 @@ def test_two_scenarios_render_and_feedback_lands_in_the_card_log(
     assert row["has_comment"] == 1
     screenshot(page, "preview-dismissed.png")
     assert page.js_errors == []
+
+    # ...and `tdm1-cds report` counts both.
+    after = preview_server.report()
+
+    def count(rule: str, what: str) -> int:
+        return after[rule][what] - before.get(rule, {}).get(what, 0)
+
+    assert (count("first-line-use", "accepted"), count("first-line-use", "overridden")) == (1, 0)
+    assert (count("platelets-missing", "accepted"), count("platelets-missing", "overridden")) == (0, 1)
+    reasons = after["platelets-missing"]["override_reasons"]
+    earlier = before.get("platelets-missing", {}).get("override_reasons", {})
+    assert reasons.get("labs-pending-today", 0) - earlier.get("labs-pending-today", 0) == 1
 
 
 def test_markdown_subset_is_rendered_as_elements(page: Any, preview_server: PreviewServer) -> None:
