@@ -55,6 +55,10 @@ def read_json() -> Any:
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, f"Request body larger than {settings.max_body_bytes} bytes.")
     raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds a body sent without a length
+    if request.content_length is None and len(raw) >= settings.max_body_bytes:
+        # Werkzeug stops reading a length-less (chunked) body at the limit without saying so: a body
+        # that filled it was cut, and must be refused as too large, not parsed as truncated JSON.
+        raise ApiError(413, f"Request body larger than {settings.max_body_bytes} bytes.")
     try:
         text = raw.decode("utf-8")
         document = json.loads(text, parse_constant=_reject_constant)

@@ -1,0 +1,167 @@
+"""Configurable limits (body size, nesting depth, resources per request, fetch deadline) and CORS."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from service.app import create_app
+from service.settings import from_env
+from tests import fhir_builders as fb
+from tests.security import support
+from tests.security.conftest import aud
+from tests.security.support import LoopbackServer, SigningKey, bearer
+
+SIGN = "/cds-services/tdm1-order-sign"
+
+
+def dev_app(tmp_path, **overrides: Any) -> Flask:
+    return create_app(
+        from_env({}, dev=True, database_url=f"sqlite:///{tmp_path}/limits.sqlite3", **overrides)
+    )
+
+
+def outcome(response: Any, status: int, text: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome" and text in json.dumps(body)
+
+
+def sign_request(**kwargs: Any) -> dict[str, Any]:
+    return fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")], **kwargs)
+
+
+def test_body_size_limit_is_configurable(tmp_path) -> None:
+    client = dev_app(tmp_path, max_body_bytes=2_000).test_client()
+    outcome(
+        client.post(SIGN, json=sign_request(history=fb.metastatic_history())), 413, "larger than 2000 bytes"
+    )
+    small = fb.hook_request("order-sign", drafts=[], prefetch={})
+    assert client.post(SIGN, json=small).status_code == 200
+
+
+def test_body_without_content_length_is_bounded_too(tmp_path) -> None:
+    from werkzeug.test import EnvironBuilder
+
+    app = dev_app(tmp_path, max_body_bytes=2_000)
+    body = json.dumps(sign_request(history=fb.metastatic_history())).encode()
+    environ = EnvironBuilder(
+        path=SIGN, method="POST", data=body, content_type="application/json"
+    ).get_environ()
+    del environ["CONTENT_LENGTH"]  # as a chunked upload arrives: the size is only known by reading
+    environ["wsgi.input_terminated"] = True
+    statuses: list[str] = []
+    # Straight to the WSGI callable: the test client would put the Content-Length back.
+    answer = b"".join(app(environ, lambda status, _headers: statuses.append(status)))
+    assert statuses[0].startswith("413")
+    assert json.loads(answer)["resourceType"] == "OperationOutcome"
+
+
+def test_nesting_depth_limit_is_configurable(tmp_path) -> None:
+    request = sign_request(history=fb.metastatic_history())  # Bundle → entry → resource → ... ≈ 10 levels
+    assert dev_app(tmp_path, max_json_depth=64).test_client().post(SIGN, json=request).status_code == 200
+    outcome(
+        dev_app(tmp_path, max_json_depth=6).test_client().post(SIGN, json=request),
+        400,
+        "nested deeper than 6",
+    )
+
+
+def test_resource_count_limit_is_configurable(tmp_path) -> None:
+    history = fb.metastatic_history() + [fb.observation("weight", 70.0, fb.ago(days=d)) for d in range(30)]
+    request = sign_request(history=history)
+    client = dev_app(tmp_path, max_resources=20).test_client()
+    outcome(client.post(SIGN, json=request), 400, "More than 20 resources")
+    assert dev_app(tmp_path, max_resources=1000).test_client().post(SIGN, json=request).status_code == 200
+
+
+def test_fetch_deadline_bounds_a_hanging_fhir_server(
+    make_app, es_key: SigningKey, fhir_stub: LoopbackServer
+) -> None:
+    release = threading.Event()
+
+    def hang(_path: str, _headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        release.wait(10)
+        return 200, {}, b"{}"
+
+    fhir_stub.routes["*"] = hang
+    client = make_app(fetch_deadline_seconds=0.3).test_client()
+    request = sign_request(prefetch={})
+    request["fhirServer"] = f"{fhir_stub.base}/fhir"
+    try:
+        response = client.post(SIGN, json=request, headers=bearer(support.mint(es_key, aud(SIGN))))
+    finally:
+        release.set()
+    # The call was answered although the server never did: what could not be fetched is said in a card.
+    assert response.status_code == 200, response.get_json()
+    codes = [c["source"]["topic"]["code"] for c in response.get_json()["cards"]]
+    assert "data-unavailable" in codes
+
+
+def test_limits_are_validated(tmp_path) -> None:
+    from service.settings import SettingsError
+
+    for overrides in ({"max_body_bytes": 0}, {"fetch_deadline_seconds": 0}):
+        with pytest.raises(SettingsError):
+            from_env({}, dev=True, **overrides)
+
+
+# --- CORS --------------------------------------------------------------------------------------
+
+ORIGIN = "https://ehr-browser.example.org"
+
+
+def preflight(client: Any, origin: str = ORIGIN) -> Any:
+    return client.options(
+        SIGN,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+
+
+def test_production_allows_no_origin_by_default(prod_client) -> None:
+    response = preflight(prod_client)
+    assert response.status_code == 204
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_configured_origins_only(make_app, es_key: SigningKey) -> None:
+    client = make_app(cors_origins=(ORIGIN,)).test_client()
+    allowed = preflight(client)
+    assert allowed.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "Origin" in allowed.headers.get("Vary", "")
+    assert "authorization" in allowed.headers["Access-Control-Allow-Headers"].lower()
+    assert "Access-Control-Allow-Origin" not in preflight(client, "https://evil.example.org").headers
+    # A refused call still tells the allowed browser client why it failed (401, with CORS headers).
+    refused = client.post(SIGN, json=sign_request(), headers={"Origin": ORIGIN})
+    assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+def test_cors_origins_from_the_environment(tmp_path) -> None:
+    settings = from_env({"TDM1_CDS_CORS_ORIGINS": f"{ORIGIN}, https://b.example.org", "TDM1_CDS_DEV": "1"})
+    assert settings.allowed_origins == (ORIGIN, "https://b.example.org")
+
+
+def test_dev_mode_allows_any_origin_without_credentials(client) -> None:
+    response = preflight(client)
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_credentials_are_never_allowed(make_app) -> None:
+    client = make_app(cors_origins=(ORIGIN,)).test_client()
+    assert "Access-Control-Allow-Credentials" not in preflight(client).headers
+
+
+def test_star_cannot_be_mixed_with_named_origins() -> None:
+    from service.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="CORS_ORIGINS"):
+        from_env({}, dev=True, cors_origins=("*", ORIGIN))
