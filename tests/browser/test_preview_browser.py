@@ -269,6 +269,19 @@ def test_paste_a_bundle_or_a_request_and_see_errors_as_returned(
     assert answer.value.status == 200
     expect(card_by_rule(page, "first-line-use")).to_have_count(1)
 
+    # No separate order: the Bundle's own draft MedicationRequest is the order, not history.
+    with_draft = {**bundle, "entry": [*bundle["entry"], {"resource": draft}]}
+    page.get_by_label(re.compile("^CDS Hooks request, or a FHIR Bundle")).fill(json.dumps(with_draft))
+    page.get_by_label("Hook", exact=True).select_option("order-sign")
+    page.get_by_label(re.compile("^Draft order")).fill("")
+    with page.expect_response(lambda r: r.url.endswith("/cds-services/tdm1-order-sign")) as answer:
+        page.get_by_role("button", name="Send to the service").click()
+    built = answer.value.request.post_data_json
+    assert [e["resource"]["id"] for e in built["context"]["draftOrders"]["entry"]] == ["draft-tdm1"]
+    history_ids = [e["resource"]["id"] for e in built["prefetch"]["medicationRequests"]["entry"]]
+    assert "draft-tdm1" not in history_ids
+    expect(card_by_rule(page, "first-line-use")).to_have_count(1)
+
     # A malformed request: the service's status and OperationOutcome diagnostics, as returned.
     broken = {"hook": "order-sign", "hookInstance": "not-a-uuid-but-fine", "context": {"userId": "x"}}
     page.get_by_label(re.compile("^CDS Hooks request, or a FHIR Bundle")).fill(json.dumps(broken))

@@ -733,13 +733,20 @@
   function buildRequest(bundle, hook, orderText) {
     const service = serviceForHook(hook);
     if (!service) throw new Error(`No service answers ${hook}.`);
-    const resources = resourcesOf(bundle);
+    let resources = resourcesOf(bundle);
     let orders = [];
     if (hook !== "patient-view") {
-      if (!orderText.trim()) throw new Error("Paste the draft order (a MedicationRequest) for an order hook.");
-      const order = JSON.parse(orderText);
-      orders = order.resourceType === "Bundle" ? resourcesOf(order) : [order];
-      if (!orders.length) throw new Error("The draft order Bundle has no entries.");
+      if (orderText.trim()) {
+        const order = JSON.parse(orderText);
+        orders = order.resourceType === "Bundle" ? resourcesOf(order) : [order];
+      } else {
+        // No separate order: the Bundle's draft MedicationRequests are what is being ordered.
+        orders = resources.filter((r) => r.resourceType === "MedicationRequest" && r.status === "draft");
+        resources = resources.filter((r) => !orders.includes(r));
+      }
+      if (!orders.length) {
+        throw new Error("Paste the draft order (a MedicationRequest), or include one with status draft in the Bundle.");
+      }
     }
     const patientId = patientIdFrom(resources, orders);
     if (!patientId) throw new Error("No Patient resource, and no subject reference to a Patient, in the Bundle.");
