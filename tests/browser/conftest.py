@@ -106,7 +106,7 @@ def preview_scenarios(directory: Path) -> None:
             "title": "No platelet count before the dose",
             "story": "Second-line T-DM1; liver tests drawn yesterday, platelets not drawn.",
             "now": now,
-            "expect_cards": ["platelets-missing"],
+            "expect_cards": ["platelets-missing", "tdxd-preferred"],
         },
     )
     on_treatment = fb.metastatic_history() + [fb.administration("tdm1", fb.ago(days=d)) for d in (2, 23, 44)]
