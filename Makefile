@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench soak clean
+.PHONY: install run test lint bench soak fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ bench: install
 # 10 minutes at 70% of the measured maximum: zero errors and flat memory (SOAK_ARGS=--minutes 2 to shorten).
 soak: install
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+# The long fuzz run: new random cases each time, many more of them, and a per-call deadline
+# (`make test` runs a fixed slice of the same fuzzers). FUZZ_EXAMPLES per fuzzer; the count is printed.
+FUZZ_EXAMPLES ?= 3000
+fuzz: install
+	TDM1_CDS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TDM1_CDS_FUZZ_DEADLINE_MS=$${TDM1_CDS_FUZZ_DEADLINE_MS:-5000} \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache
