@@ -116,7 +116,7 @@ def test_weight_is_judged_at_the_planned_dose_time() -> None:
 
 def test_mg_per_kg_order_needs_no_weight() -> None:
     assert evaluate(RULE, draft(dose=3.6), metastatic(weight=None)) == []
-    assert one(evaluate(RULE, draft(dose=3.9 - 0.11), metastatic(weight=None))).variant == "above-maximum"
+    assert one(evaluate(RULE, draft(dose=3.79), metastatic(weight=None))).variant == "above-maximum"
 
 
 def test_unreadable_weight_is_not_used() -> None:
@@ -144,6 +144,15 @@ def test_reescalation_after_a_documented_reduction_warns() -> None:
     assert quantity["value"] == 3
     assert evaluate(RULE, draft(dose=3.0), history) == []
     assert evaluate(RULE, draft(dose=2.4), history) == []
+
+
+def test_above_maximum_after_a_reduction_suggests_the_reduced_level() -> None:
+    history = metastatic(fb.administration("tdm1", fb.ago(days=21), dose=3.0))
+    finding = one(evaluate(RULE, draft(dose=3.79), history))
+    assert finding.variant == "above-maximum"
+    assert "reduction to 3.0 mg/kg" in finding.facts["reduction_note"]
+    quantity = update_of(finding)["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert quantity["value"] == 3
 
 
 def test_reescalation_is_found_from_an_earlier_order_in_mg() -> None:

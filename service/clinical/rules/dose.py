@@ -134,6 +134,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         "tolerance": f"{tolerance * 100:g}",
         "documented": f"{documented:.1f}" if documented is not None else "",
         "documented_on": _event_text(documented_event),
+        "reduction_note": (
+            f"The record documents a reduction to {documented:.1f} mg/kg ({_event_text(documented_event)}): "
+            "the dose must not be re-escalated."
+            if documented is not None and documented < maximum
+            else ""
+        ),
         "suggested": dosing.shown(*dosing.level_in_order_unit(target, ordered)) if target else "",
         "suggested_level": f"{target:.1f}" if target else "",
     }
