@@ -59,6 +59,7 @@ FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 HER2_POSITIVE_TEXT = ("positive", "amplified", "3+")
 HER2_NEGATIVE_TEXT = ("negative", "not amplified", "non-amplified", "1+")
 HER2_NEGATIVE_SCORES = frozenset({"0", "ihc 0"})
+HER2_ISH_NEGATIVE_TEXT = ("not amplified", "non-amplified", "nonamplified", "no amplification")
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,12 @@ def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
     if terminology.has_qualifier("negative", pairs) or any(code == "NEG" for _s, code in pairs):
         return "negative"
     text = (concept_text(concept) + " " + (as_str(resource.get("valueString")) or "")).strip().lower()
+    # An ISH result settles an equivocal IHC 2+ (ASCO/CAP): "IHC 2+, ISH not amplified" is negative.
     # Negative phrases first: "not amplified" contains "amplified".
+    if any(phrase in text for phrase in HER2_ISH_NEGATIVE_TEXT):
+        return "negative"
+    if "amplified" in text:
+        return "positive"
     if any(phrase in text for phrase in ("equivocal", "2+")):
         return "unknown"
     if any(phrase in text for phrase in HER2_NEGATIVE_TEXT) or text in HER2_NEGATIVE_SCORES:

@@ -112,6 +112,13 @@ def test_equivocal_result_is_no_evidence() -> None:
     assert one(evaluate(RULE, draft(), history)).variant == "no-evidence"
 
 
+def test_ish_settles_an_equivocal_ihc() -> None:
+    not_amplified = patient(her2_test(None, fb.ago(days=30), text="IHC 2+, ISH not amplified"))
+    assert one(evaluate(RULE, draft(), not_amplified)).variant == "negative"
+    amplified = patient(her2_test(None, fb.ago(days=30), text="IHC 2+, ISH amplified (ratio 2.4)"))
+    assert evaluate(RULE, draft(), amplified) == []
+
+
 def test_serum_her2_does_not_count_as_evidence() -> None:
     for code in ("32996-1", "42914-2", "51981-9"):
         serum = her2_test("positive", fb.ago(days=30), code=(code, "HER2 extracellular domain in Serum"))
