@@ -20,6 +20,9 @@ def _origin_allowed(origin: str, allowed: tuple[str, ...]) -> str | None:
 
 def register(app: Flask) -> None:
     allowed: tuple[str, ...] = app.config["SETTINGS"].allowed_origins
+    # Chrome's Private Network Access: a public page (the CDS Hooks sandbox) calling a service on
+    # loopback must be allowed explicitly. Only in dev mode, where the service listens on loopback.
+    private_network = app.config["SETTINGS"].dev
 
     @app.before_request
     def _preflight() -> Response | None:
@@ -43,4 +46,6 @@ def register(app: Flask) -> None:
             response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
             response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
             response.headers["Access-Control-Max-Age"] = "600"
+            if private_network and request.headers.get("Access-Control-Request-Private-Network") == "true":
+                response.headers["Access-Control-Allow-Private-Network"] = "true"
         return response

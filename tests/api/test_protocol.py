@@ -343,6 +343,16 @@ def test_preflight_on_every_path(client: FlaskClient, path: str) -> None:
     assert "Access-Control-Allow-Credentials" not in response.headers
 
 
+def test_private_network_preflight_in_dev_mode(client: FlaskClient) -> None:
+    headers = {
+        "Origin": "https://sandbox.cds-hooks.org",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Private-Network": "true",
+    }
+    response = client.options("/cds-services/tdm1-order-sign", headers=headers)
+    assert response.headers["Access-Control-Allow-Private-Network"] == "true"
+
+
 def test_actual_post_carries_cors_headers(client: FlaskClient, frozen_now) -> None:
     response = post(
         client, "tdm1-order-sign", first_line_request(), headers={"Origin": "https://sandbox.cds-hooks.org"}
