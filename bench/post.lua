@@ -1,24 +1,12 @@
 -- wrk script: POST the body in $BENCH_BODY; print one JSON line with the figures bench/run.py reads.
--- With $BENCH_REQUESTS_PER_THREAD set, each thread stops after that many responses (memory phase).
+-- With $BENCH_DELAY_MS set, each connection waits that long between requests (the soak's rate).
 local f = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 
-local limit = tonumber(os.getenv("BENCH_REQUESTS_PER_THREAD") or "0")
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-
-if limit > 0 then
-  local count = 0
-  -- Defined only when counting: a response() callback makes wrk parse every response in Lua.
-  function response(status, headers, body)
-    count = count + 1
-    if count >= limit then
-      wrk.thread:stop()
-    end
-  end
-end
 
 if delay_ms > 0 then
   -- The soak's fixed rate: each connection waits this long between requests.
