@@ -58,7 +58,8 @@ def count(name: str) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if CASES:
-        terminalreporter.write_sep("-", f"fuzz cases run: {sum(CASES.values())}")
+        cases = sum(n for name, n in CASES.items() if not name.startswith(" "))
+        terminalreporter.write_sep("-", f"fuzz cases run: {cases}")
         for name, n in sorted(CASES.items()):
             terminalreporter.write_line(f"{n:>8}  {name}")
 

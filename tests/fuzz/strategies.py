@@ -326,6 +326,59 @@ def prefetch() -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), st.dictionaries(st.sampled_from(keys), bundles(), max_size=7))
 
 
+def realistic_orders() -> st.SearchStrategy[dict[str, Any]]:
+    """A builder-made order of T-DM1 or a look-alike with some fields overridden by generated ones:
+    recognised as T-DM1, so it gets past the quick exit into the record, the rules and the cards."""
+    generated = medication_requests().map(lambda r: {k: v for k, v in r.items() if k != "resourceType"})
+    return st.builds(
+        lambda drug, dose, unit, overrides: {
+            **fb.medication_request(drug, dose=dose, unit=unit),
+            **overrides,
+        },
+        st.sampled_from(["tdm1", "tdm1-scd", "tdxd", "trastuzumab"]),
+        st.one_of(st.none(), st.floats(min_value=0, max_value=1000, allow_nan=False)),
+        st.sampled_from(["mg/kg", "mg", "g", "mL", "??"]),
+        st.dictionaries(st.sampled_from(sorted(_MR_FIELDS)), st.just(None), max_size=2).flatmap(
+            lambda keys: generated.map(lambda g: {k: g[k] for k in keys if k in g})
+        ),
+    )
+
+
+_MR_FIELDS = {
+    "status",
+    "intent",
+    "authoredOn",
+    "dosageInstruction",
+    "subject",
+    "contained",
+    "medicationReference",
+}
+
+
+def realistic_prefetch() -> st.SearchStrategy[dict[str, Any]]:
+    """A builder-made metastatic history, some of it dropped, plus generated resources in each key."""
+    history = fb.metastatic_history()
+    return st.builds(
+        lambda keep, extra: _prefetch_for([r for r, k in zip(history, keep, strict=False) if k] + extra),
+        st.lists(st.booleans(), min_size=len(history), max_size=len(history)),
+        st.lists(st.one_of(observations(), conditions(), therapy_events()), max_size=6),
+    )
+
+
+def _prefetch_for(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """fb.prefetch_for without its assumptions (every resource has an id): generated ones may not."""
+    grouped: dict[str, list[dict[str, Any]]] = {key: [] for key in fb.PREFETCH_KEYS.values()}
+    for resource in history:
+        key = fb.PREFETCH_KEYS.get(resource.get("resourceType"))  # type: ignore[arg-type]
+        if key:
+            grouped[key].append(resource)
+    bundles = {
+        key: {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": r} for r in items]}
+        for key, items in grouped.items()
+    }
+    return {"patient": fb.patient(), **bundles}
+
+
 def hook_requests() -> st.SearchStrategy[dict[str, Any]]:
     """Structurally valid CDS Hooks requests whose FHIR content is generated."""
 
@@ -344,8 +397,10 @@ def hook_requests() -> st.SearchStrategy[dict[str, Any]]:
     return st.builds(
         build,
         st.sampled_from(["order-select", "order-sign", "patient-view"]),
-        st.lists(st.one_of(medication_requests(), resources()), max_size=4),
-        prefetch(),
+        st.lists(
+            st.one_of(realistic_orders(), realistic_orders(), medication_requests(), resources()), max_size=4
+        ),
+        st.one_of(realistic_prefetch(), realistic_prefetch(), prefetch()),
         st.sampled_from(["pat-1", "x", "a" * 64, "../Patient", "pat 1", "pat-1?_id=2"]),
     )
 
