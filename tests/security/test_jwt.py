@@ -291,3 +291,23 @@ def test_memory_replay_cache_forgets_only_expired_ids() -> None:
     assert cache.first_use("b", now + 60)  # prunes "old", keeps "a"
     assert cache.first_use("old", now + 60)
     assert not cache.first_use("a", now + 60)
+
+
+def test_es256_only_when_configured(make_app, jwks_server) -> None:
+    es256 = support.SigningKey(
+        "ES256", "es256-1", support.ec.generate_private_key(support.ec.SECP256R1()), {"alg": "ES256"}
+    )
+    jwks_server.published.append(es256)
+    assert_bare_401(post_sign(make_app().test_client(), support.mint(es256, aud(SIGN))))
+    widened = make_app(jwt_algorithms=("ES384", "RS384", "ES256")).test_client()
+    assert post_sign(widened, support.mint(es256, aud(SIGN))).status_code == 200
+
+
+def test_metrics_stay_open(prod_client: FlaskClient) -> None:
+    assert prod_client.get("/metrics").status_code == 200
+
+
+def test_dev_mode_needs_no_token_and_ignores_one_sent(client: FlaskClient) -> None:
+    request = fb.hook_request("order-sign", drafts=[fb.medication_request("docetaxel")])
+    assert client.post(SIGN, json=request).status_code == 200
+    assert client.post(SIGN, json=request, headers=bearer("not-a-jwt")).status_code == 200
