@@ -243,6 +243,9 @@ class Verifier:
             # An RSA JWK often carries no `alg`; bind the (already allow-listed) header alg explicitly,
             # since PyJWT would otherwise assume RS256 for it.
             key = jwt.PyJWK(jwk, algorithm=alg)
+        except Exception:  # a malformed key in the issuer's set: nothing can be verified with it
+            raise AuthError("jwk") from None
+        try:
             claims = jwt.decode(
                 token,
                 key,
@@ -268,11 +271,12 @@ class Verifier:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > 256:
             raise AuthError("jti")
+        try:
+            expires = float(claims["exp"])
+        except (OverflowError, TypeError, ValueError):  # PyJWT accepts any int, even 10**400
+            raise AuthError("lifetime") from None
         # A long-lived token would have to sit in the replay cache for as long: bound both.
-        if (
-            float(claims["exp"]) - time.time()
-            > settings.jwt_max_lifetime_seconds + settings.jwt_leeway_seconds
-        ):
+        if expires - time.time() > settings.jwt_max_lifetime_seconds + settings.jwt_leeway_seconds:
             raise AuthError("lifetime")
         tenant = claims.get("tenant")
         if tenant is not None and not isinstance(tenant, str):
@@ -281,7 +285,7 @@ class Verifier:
             raise AuthError("tenant")
         # Last, so that a token refused for another reason does not use up its jti.
         replay_key = hashlib.sha256(f"{issuer.iss}\x00{jti}".encode()).hexdigest()
-        if not self.replay.first_use(replay_key, float(claims["exp"]) + settings.jwt_leeway_seconds):
+        if not self.replay.first_use(replay_key, expires + settings.jwt_leeway_seconds):
             raise AuthError("replay")
         return VerifiedClient(issuer=issuer, tenant=tenant, jti=jti)
 
@@ -366,4 +370,8 @@ def register(
             metrics.jwt_failure("replay-cache-unavailable")
             log.error("replay cache unavailable", extra={"error": str(exc), "path": request.path})
             return error_response(503, "Temporarily unable to verify the request; please retry.")
+        except Exception as exc:  # a bug in verification must fail closed, as a 401, never a 500 or a pass
+            metrics.jwt_failure("error")
+            log.error("authentication error", extra={"error": type(exc).__name__, "path": request.path})
+            return _unauthorized()
         return None

@@ -311,3 +311,20 @@ def test_dev_mode_needs_no_token_and_ignores_one_sent(client: FlaskClient) -> No
     request = fb.hook_request("order-sign", drafts=[fb.medication_request("docetaxel")])
     assert client.post(SIGN, json=request).status_code == 200
     assert client.post(SIGN, json=request, headers=bearer("not-a-jwt")).status_code == 200
+
+
+def test_absurd_expiry_is_refused_not_an_error(
+    prod_client: FlaskClient, es_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PyJWT accepts any integer exp; 10**400 cannot even be a float.
+    with caplog.at_level(logging.WARNING, logger="tdm1_cds.auth"):
+        assert_bare_401(post_sign(prod_client, support.mint(es_key, aud(SIGN), exp=10**400)))
+    assert [getattr(r, "reason", None) for r in caplog.records if r.name == "tdm1_cds.auth"] == ["lifetime"]
+
+
+def test_an_error_inside_verification_fails_closed(prod_app, es_key: SigningKey) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("bug")
+
+    prod_app.config["AUTH_VERIFIER"].jwks.key = broken
+    assert_bare_401(post_sign(prod_app.test_client(), support.mint(es_key, aud(SIGN))))
