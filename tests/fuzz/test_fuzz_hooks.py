@@ -77,7 +77,7 @@ def fhir_server_choice(stub: LoopbackServer, other: LoopbackServer) -> st.Search
 def test_generated_fhir_requests(
     prod_app: Flask, es_key: SigningKey, fhir_stub, elsewhere, no_outbound_network
 ) -> None:
-    @fuzz_settings(150)
+    @fuzz_settings(120)
     @given(request=fs.hook_requests(), server=fhir_server_choice(fhir_stub, elsewhere))
     def run(request: dict[str, Any], server: str | None) -> None:
         if server:
@@ -97,7 +97,7 @@ def test_generated_fhir_requests(
 
 
 def test_mutated_requests(prod_app: Flask, es_key: SigningKey, elsewhere, no_outbound_network) -> None:
-    @fuzz_settings(150)
+    @fuzz_settings(120)
     @given(request=fs.mutated(fs.hook_requests()))
     def run(request: Any) -> None:
         count("mutated CDS Hooks requests")
@@ -108,7 +108,7 @@ def test_mutated_requests(prod_app: Flask, es_key: SigningKey, elsewhere, no_out
 
 
 def test_raw_bodies(prod_app: Flask, es_key: SigningKey, no_outbound_network) -> None:
-    @fuzz_settings(80)
+    @fuzz_settings(60)
     @given(
         raw=fs.raw_bodies(), service=st.sampled_from(sorted(SERVICE_BY_HOOK.values())), feedback=st.booleans()
     )
@@ -140,7 +140,7 @@ def test_mutated_feedback(prod_app: Flask, es_key: SigningKey, no_outbound_netwo
         ]
     }
 
-    @fuzz_settings(60)
+    @fuzz_settings(40)
     @given(document=fs.mutated(st.just(base)))
     def run(document: Any) -> None:
         count("mutated feedback")
@@ -169,7 +169,7 @@ def test_fhir_server_answers(
         fs.raw_bodies(),
     )
 
-    @fuzz_settings(60)
+    @fuzz_settings(40)
     @given(body=documents)
     def run(body: bytes) -> None:
         answer["body"] = body

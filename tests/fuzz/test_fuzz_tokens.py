@@ -63,7 +63,7 @@ def test_random_and_mutated_tokens_are_refused(
         ),
     )
 
-    @fuzz_settings(150)
+    @fuzz_settings(100)
     @given(token=tokens, scheme=st.sampled_from(["Bearer", "bearer", "Basic", "", "Bearer  "]))
     def run(token: str, scheme: str) -> None:
         count("forged or random tokens")
@@ -80,7 +80,7 @@ def test_signed_tokens_with_nonsense_claims(
 ) -> None:
     """Signed by the trusted key, so only the claim checks stand between them and the service."""
 
-    @fuzz_settings(120)
+    @fuzz_settings(80)
     @given(claims=fs.mutated(st.builds(lambda: support.claims(PUBLIC_URL + PATH))))
     def run(claims: Any) -> None:
         count("signed tokens with mutated claims")
