@@ -187,6 +187,10 @@ def migrate(engine: Engine) -> str:
         if connection.dialect.name == "postgresql":
             # Held to the end of this transaction; PostgreSQL's DDL is transactional too.
             connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
+        else:
+            # Python's sqlite3 runs DDL outside any transaction: open one, taking the write lock
+            # first, so processes opening one file together migrate one at a time and all or nothing.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config = _alembic_config(connection)
         tables = set(inspect(connection).get_table_names())
         if "issued_cards" in tables and "alembic_version" not in tables:

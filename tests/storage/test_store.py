@@ -264,3 +264,30 @@ def test_migrations_and_models_agree(store: Store) -> None:
             if not (isinstance(d, tuple) and d[0] == "remove_table")
         ]
     assert differences == []
+
+
+def test_replicas_opening_a_new_database_together_migrate_once(database_url: str) -> None:
+    """Pods (or gunicorn masters) starting at once: one migrates, the others wait and find it done."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    ready: list[bool] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        opened = Store(database_url)
+        ready.append(opened.ping())
+        opened.close()
+
+    threads = [threading.Thread(target=open_one, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)  # a bound so a deadlock fails the test instead of hanging CI
+    assert not any(thread.is_alive() for thread in threads)
+    assert ready == [True] * 4
+    engine = create_engine(database_url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
