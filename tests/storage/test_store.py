@@ -291,3 +291,15 @@ def test_replicas_opening_a_new_database_together_migrate_once(database_url: str
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_database_errors_are_logged_without_the_url_or_ids(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"postgresql+psycopg://tdm1:pw-s3cr3t@127.0.0.1:{_closed_port()}/cards"
+    with caplog.at_level("INFO", logger="tdm1_cds"):
+        store = Store(url, retry_after_seconds=0)
+        store.log_cards("tdm1-order-sign", "order-sign", PATIENT, HOOK_INSTANCE, [card("c-1")])
+        store.ping()
+        store.close()
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "card log write failed" in logged
+    assert "pw-s3cr3t" not in logged and PATIENT not in logged and HOOK_INSTANCE not in logged
