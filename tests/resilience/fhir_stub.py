@@ -1,7 +1,8 @@
 """A loopback FHIR server whose failures the test chooses, per resource type.
 
 Each resource type (the first path segment: Patient, Observation, ...) answers in one of these modes:
-ok, slow (answers after `slow_seconds`), hang (never answers until the server stops), 401, 403, 500,
+ok, slow (answers after `slow_seconds`), together (answers once every query
+holding the barrier has arrived), hang (never answers until the server stops), 401, 403, 500,
 html, garbage (a Bundle whose entries are not resources), truncated (half a JSON document, then the connection closes), trickle (a valid body, one byte at
 a time, slowly), page-forever (every page links to another page), outcome (an OperationOutcome).
 Every request is recorded (path, whether the bearer token was the expected one), so tests can count.
@@ -34,6 +35,7 @@ class StubState:
     token: str | None = None
     modes: dict[str, str] = field(default_factory=dict)
     slow_seconds: float = 0.2
+    barrier: threading.Barrier | None = None  # mode "together": answer once all parties are waiting
     requests: list[Recorded] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,6 +82,11 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                 return self._send(503, {"resourceType": "OperationOutcome", "issue": []})
             if mode == "slow":
                 time.sleep(state.slow_seconds)
+            if mode == "together" and state.barrier is not None:
+                try:
+                    state.barrier.wait()
+                except threading.BrokenBarrierError:  # the queries did not all arrive together
+                    return self._send(500, {"resourceType": "OperationOutcome", "issue": []})
             if mode in ("401", "403", "500"):
                 return self._send(int(mode), {"resourceType": "OperationOutcome", "issue": []})
             if mode == "outcome":

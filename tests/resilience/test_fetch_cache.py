@@ -21,7 +21,7 @@ def _sign_after_select(client, base_url: str, patient_id: str = "pat-1"):
     return first, second
 
 
-def test_order_sign_reuses_what_order_select_fetched(client) -> None:
+def test_order_sign_reuses_what_order_select_fetched(roomy, client) -> None:
     state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN)
     with fhir_stub(state) as base_url:
         select = no_prefetch_request(base_url, hook="order-select")
@@ -35,7 +35,7 @@ def test_order_sign_reuses_what_order_select_fetched(client) -> None:
     assert codes(first) == codes(second)
 
 
-def test_another_patient_makes_its_own_requests(client) -> None:
+def test_another_patient_makes_its_own_requests(roomy, client) -> None:
     history = fb.metastatic_history()
     other = [dict(r, subject={"reference": "Patient/pat-2"}) for r in history]
     state = StubState(data=data_for(history), token=TOKEN)
@@ -48,7 +48,7 @@ def test_another_patient_makes_its_own_requests(client) -> None:
     assert sum("pat-2" in p for p in paths) == QUERIES_PER_CALL
 
 
-def test_another_token_or_server_makes_its_own_requests(client) -> None:
+def test_another_token_or_server_makes_its_own_requests(roomy, client) -> None:
     state = StubState(data=data_for(fb.metastatic_history()), token=None)
     second_server = StubState(data=data_for(fb.metastatic_history()), token=None)
     with fhir_stub(state) as base_url, fhir_stub(second_server) as other_url:
@@ -61,7 +61,7 @@ def test_another_token_or_server_makes_its_own_requests(client) -> None:
     assert len(second_server.paths()) == QUERIES_PER_CALL
 
 
-def test_failures_are_not_kept(client) -> None:
+def test_failures_are_not_kept(roomy, client) -> None:
     state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN, modes={"Observation": "500"})
     with fhir_stub(state) as base_url:
         first = call(client, no_prefetch_request(base_url))
@@ -73,7 +73,7 @@ def test_failures_are_not_kept(client) -> None:
     assert len(state.paths()) == QUERIES_PER_CALL + 1
 
 
-def test_prefetched_data_is_not_kept(client) -> None:
+def test_prefetched_data_is_not_kept(roomy, client) -> None:
     history = fb.metastatic_history()
     state = StubState(data=data_for(history), token=TOKEN)
     with fhir_stub(state) as base_url:
@@ -86,7 +86,7 @@ def test_prefetched_data_is_not_kept(client) -> None:
     assert len(state.paths()) == QUERIES_PER_CALL
 
 
-def test_ttl_zero_turns_it_off(app, client) -> None:
+def test_ttl_zero_turns_it_off(roomy, app, client) -> None:
     app.config["FETCH_CACHE"] = FetchCache(ttl_seconds=0)
     state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN)
     with fhir_stub(state) as base_url:
@@ -94,7 +94,7 @@ def test_ttl_zero_turns_it_off(app, client) -> None:
     assert len(state.paths()) == 2 * QUERIES_PER_CALL
 
 
-def test_the_cache_holds_no_token(client, app) -> None:
+def test_the_cache_holds_no_token(roomy, client, app) -> None:
     state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN)
     with fhir_stub(state) as base_url:
         call(client, no_prefetch_request(base_url))

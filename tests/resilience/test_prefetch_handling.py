@@ -29,7 +29,7 @@ def _types(state: StubState) -> set[str]:
     return {path.split("/")[2].split("?")[0] for path in state.paths()}
 
 
-def test_missing_keys_fetched(client) -> None:
+def test_missing_keys_fetched(roomy, client) -> None:
     history = fb.metastatic_history()
     full = fb.prefetch_for(history)
     prefetch = {
@@ -50,7 +50,7 @@ def test_missing_keys_fetched(client) -> None:
     assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
 
 
-def test_stale_prefetch_and_server_down_is_named(client) -> None:
+def test_stale_prefetch_and_server_down_is_named(roomy, client) -> None:
     history = fb.metastatic_history()
     prefetch = {**fb.prefetch_for(history), "observations": STALE}
     state = StubState(data=data_for(history), token=TOKEN, modes={"Observation": "500"})
@@ -70,7 +70,7 @@ def _paged_observations(base_url: str, first_page: list[dict[str, Any]]) -> dict
     return bundle
 
 
-def test_paged_prefetch_is_followed_with_the_same_token(client) -> None:
+def test_paged_prefetch_is_followed_with_the_same_token(roomy, client) -> None:
     history = fb.metastatic_history(labs=False)
     labs = fb.fresh_labs()
     # Page 1 (prefetched) has the weight and LVEF; page 2 (on the server) has the pre-dose labs.
@@ -86,7 +86,7 @@ def test_paged_prefetch_is_followed_with_the_same_token(client) -> None:
     assert not {"platelets-missing", "liver-tests-missing", "data-unavailable"} & set(codes(response))
 
 
-def test_paged_prefetch_linking_elsewhere_is_not_followed(client) -> None:
+def test_paged_prefetch_linking_elsewhere_is_not_followed(roomy, client) -> None:
     history = fb.metastatic_history(labs=False)
     state = StubState(data={"Observation": fb.searchset(fb.fresh_labs())}, token=TOKEN)
     with fhir_stub(state) as base_url:
@@ -101,7 +101,7 @@ def test_paged_prefetch_linking_elsewhere_is_not_followed(client) -> None:
     assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
 
 
-def test_paged_prefetch_without_a_server_is_not_taken_for_the_whole_history(client) -> None:
+def test_paged_prefetch_without_a_server_is_not_taken_for_the_whole_history(roomy, client) -> None:
     history = fb.metastatic_history(labs=False)
     prefetch = fb.prefetch_for(history)
     prefetch["observations"] = _paged_observations(
