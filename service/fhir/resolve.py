@@ -136,6 +136,8 @@ class _Fetcher:
             metrics.observe_fhir_fetch(label, result.seconds)
         if not result.ok:
             metrics.fhir_fetch_failed(label, result.reason or "invalid")
+        elif result.truncated:  # read, but not all of it: as unusable as a failure
+            metrics.fhir_fetch_failed(label, "truncated")
         elif (
             query is not None and not result.truncated and self._cache is not None and self._scope is not None
         ):

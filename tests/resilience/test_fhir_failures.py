@@ -97,6 +97,7 @@ def test_unreadable_entries_make_the_list_unavailable(client) -> None:
 
 def test_paging_forever_stops_at_the_cap(roomy, client) -> None:
     roomy.config["SETTINGS"] = roomy.config["SETTINGS"].with_overrides(fetch_max_pages=4)
+    before = _failures("observations", "truncated")
     state = StubState(
         data=data_for(fb.metastatic_history()), token=TOKEN, modes={"Observation": "page-forever"}
     )
@@ -109,6 +110,7 @@ def test_paging_forever_stops_at_the_cap(roomy, client) -> None:
     assert OBSERVATIONS_NAME in card["summary"]
     assert "pages" in card["detail"]
     assert not set(codes(response)) & OBSERVATION_CARDS
+    assert _failures("observations", "truncated") == before + 1
 
 
 def test_paging_forever_under_the_deadline(client) -> None:
