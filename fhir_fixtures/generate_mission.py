@@ -10,38 +10,15 @@ Ids are deterministic so regenerating gives the same files.
 
 from __future__ import annotations
 
-import itertools
-import uuid
 import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fhir_fixtures.scenario_io import HERE, deterministic_ids, write
 from tests import fhir_builders as fb
-
-HERE = Path(__file__).resolve().parent
-NOW = fb.iso(fb.NOW)
-
-
-def deterministic_ids(prefix: str) -> None:
-    counter = itertools.count(1)
-    fb.new_id = lambda: f"{prefix}-{next(counter)}"  # type: ignore[assignment]
-
-
-def write(name: str, title: str, story: str, request: dict[str, Any], expect: list[str]) -> None:
-    request["hookInstance"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:tdm1-cds:fixture:{name}"))
-    (HERE / "requests" / f"{name}.json").write_text(json.dumps(request, indent=2) + "\n")
-    meta = {
-        "title": title,
-        "story": story,
-        "hook": request["hook"],
-        "now": NOW,
-        "expect_cards": sorted(expect),
-    }
-    (HERE / "requests" / f"{name}.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def order(hook: str, drafts: list[dict], history: list[dict], patient_id: str = "pat-1") -> dict:
