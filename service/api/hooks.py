@@ -229,7 +229,7 @@ def _log_call(
             data.prefetched_keys,
             data.fetched_keys,
             sorted(data.failures),
-            cached=getattr(data, "cached_keys", ()),  # reused from a call seconds ago (service/fhir/cache.py)
+            cached=data.cached_keys,  # reused from a call seconds ago (service/fhir/cache.py)
         )
     log.info(
         "hook call",
