@@ -285,6 +285,17 @@ def prefetch_for(history: Iterable[dict[str, Any]], patient_id: str = "pat-1") -
     return {"patient": patient(patient_id), **{key: searchset(items) for key, items in grouped.items()}}
 
 
+def fhir_authorization(token: str, scope: str = "patient/*.read") -> dict[str, Any]:
+    """CDS Hooks fhirAuthorization as an EHR sends it: a short-lived bearer token for this service."""
+    return {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": scope,
+        "subject": "tdm1-cds",
+    }
+
+
 def hook_request(
     hook: str,
     *,

@@ -48,13 +48,9 @@ def kadcyla_request(fhir_base: str, token: str = TOKEN, prefetch: dict | None = 
         prefetch={},
     )
     request["fhirServer"] = fhir_base
-    request["fhirAuthorization"] = {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "user/Patient.read user/Observation.read user/Condition.read user/MedicationRequest.read",
-        "subject": "tdm1-cds",
-    }
+    request["fhirAuthorization"] = fb.fhir_authorization(
+        token, scope="user/Patient.read user/Observation.read user/Condition.read user/MedicationRequest.read"
+    )
     if prefetch is None:
         del request["prefetch"]
     else:

@@ -10,7 +10,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.app import create_app
 from service.settings import Settings, from_env
 from tests import fhir_builders as fb
 from tests.resilience.fhir_stub import StubState, data_for, fhir_stub
@@ -35,16 +34,7 @@ def settings(tmp_path) -> Settings:
     )
 
 
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    app = create_app(settings)
-    yield app
-    app.config["STORE"].close()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+# `app` and `client` come from tests/conftest.py, built on the `settings` above.
 
 
 @pytest.fixture
@@ -65,13 +55,7 @@ def no_prefetch_request(base_url: str, hook: str = "order-sign", patient_id: str
     request = fb.hook_request(hook, drafts=drafts, patient_id=patient_id, prefetch={})
     del request["prefetch"]
     request["fhirServer"] = base_url
-    request["fhirAuthorization"] = {
-        "access_token": TOKEN,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/*.read",
-        "subject": "tdm1-cds",
-    }
+    request["fhirAuthorization"] = fb.fhir_authorization(TOKEN)
     return request
 
 

@@ -15,13 +15,7 @@ def _request(base_url: str | None, prefetch: dict[str, Any], history: list[dict[
     request = fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")], prefetch=prefetch)
     if base_url:
         request["fhirServer"] = base_url
-        request["fhirAuthorization"] = {
-            "access_token": TOKEN,
-            "token_type": "Bearer",
-            "expires_in": 300,
-            "scope": "patient/*.read",
-            "subject": "tdm1-cds",
-        }
+        request["fhirAuthorization"] = fb.fhir_authorization(TOKEN)
     return request
 
 

@@ -21,13 +21,7 @@ def fetching_request(fhir_server: str) -> dict[str, Any]:
     """A T-DM1 order with no prefetch at all: everything must come from fhirServer."""
     request = fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")], prefetch={})
     request["fhirServer"] = fhir_server
-    request["fhirAuthorization"] = {
-        "access_token": ACCESS_TOKEN,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": "patient/*.read",
-        "subject": "tdm1-cds",
-    }
+    request["fhirAuthorization"] = fb.fhir_authorization(ACCESS_TOKEN)
     return request
 
 
