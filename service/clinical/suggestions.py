@@ -54,47 +54,35 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def lab_order(patient_reference: str, loinc_code: str, display: str, reason: str) -> dict[str, Any]:
+LABORATORY = {"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}
+IMAGING = {"system": "http://snomed.info/sct", "code": "363679005", "display": "Imaging"}
+
+
+def service_request(
+    patient_reference: str, loinc_code: str, display: str, reason: str, category: dict[str, str]
+) -> dict[str, Any]:
+    """A draft ServiceRequest for one LOINC-coded test, with the reason the card gives."""
     return validated(
         {
             "resourceType": "ServiceRequest",
             "id": new_id(),
             "status": "draft",
             "intent": "order",
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://snomed.info/sct",
-                            "code": "108252007",
-                            "display": "Laboratory procedure",
-                        }
-                    ]
-                }
-            ],
+            "category": [{"coding": [category]}],
             "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}], "text": display},
             "subject": {"reference": patient_reference},
             "reasonCode": [{"text": reason}],
         }
     )
+
+
+def lab_order(patient_reference: str, loinc_code: str, display: str, reason: str) -> dict[str, Any]:
+    return service_request(patient_reference, loinc_code, display, reason, LABORATORY)
 
 
 def imaging_order(patient_reference: str, loinc_code: str, display: str, reason: str) -> dict[str, Any]:
     """An imaging ServiceRequest (e.g. the echocardiogram for LVEF), category SNOMED Imaging."""
-    return validated(
-        {
-            "resourceType": "ServiceRequest",
-            "id": new_id(),
-            "status": "draft",
-            "intent": "order",
-            "category": [
-                {"coding": [{"system": "http://snomed.info/sct", "code": "363679005", "display": "Imaging"}]}
-            ],
-            "code": {"coding": [{"system": LOINC, "code": loinc_code, "display": display}], "text": display},
-            "subject": {"reference": patient_reference},
-            "reasonCode": [{"text": reason}],
-        }
-    )
+    return service_request(patient_reference, loinc_code, display, reason, IMAGING)
 
 
 def new_medication_request(patient_reference: str, rxnorm_code: str, name: str, note: str) -> dict[str, Any]:
