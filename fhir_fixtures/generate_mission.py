@@ -52,6 +52,19 @@ def main() -> None:
         ["first-line-use"],
     )
 
+    deterministic_ids("adjuvant-early")
+    history = [
+        *fb.metastatic_history(prior_her2=False),
+        fb.statement("trastuzumab", datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 6, 1, tzinfo=UTC)),
+    ]
+    write(
+        "second-line-after-early-recurrence",
+        "Recurrence 9 months after adjuvant trastuzumab",
+        "Adjuvant trastuzumab ended June 2024, liver metastases March 2025 (≤12 months): treated as second line.",
+        order("order-sign", [fb.medication_request()], history),
+        ["tdxd-preferred"],  # ASCO Rec 5.0: second line, where Rec 2.1 prefers T-DXd
+    )
+
     deterministic_ids("mbc-cycles")
     write(
         "fixed-cycles-metastatic",
