@@ -167,11 +167,12 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
         if hook in ORDER_HOOKS
         else []
     )
+    # Before anything else: a fhirServer this client may not name is refused even when no data is needed.
+    client = _fhir_client(request_body)
     if hook in ORDER_HOOKS and _quick_silence(request_body, orders):
         _log_call(declaration, request_body, started, cards=[], data=None)
         return {"cards": []}
 
-    client = _fhir_client(request_body)
     try:
         data = resolve(
             context,

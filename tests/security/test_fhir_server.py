@@ -77,6 +77,18 @@ def test_unlisted_servers_get_400_and_no_request(
     assert fhir_stub.requests == [] and elsewhere.requests == []
 
 
+def test_unlisted_server_is_refused_even_for_an_order_that_needs_no_data(
+    prod_client: FlaskClient, es_key: SigningKey, elsewhere: LoopbackServer
+) -> None:
+    request = fetching_request(f"{elsewhere.base}/fhir")
+    request["context"]["draftOrders"]["entry"][0]["resource"] = fb.medication_request(
+        "docetaxel", dose=75, unit="mg/m2"
+    )
+    response = call(prod_client, es_key, request)
+    assert response.status_code == 400
+    assert elsewhere.requests == []
+
+
 def test_servers_are_per_issuer(
     make_app,
     issuer_entry: dict[str, Any],
