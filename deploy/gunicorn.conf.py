@@ -8,9 +8,11 @@ threads per process keep a core busy; processes give isolation and use both core
 import os
 
 worker_class = "gthread"
-# 8, not 4: without prefetch a call waits ~100 ms or more on the EHR's FHIR server, and with 4 threads
-# per worker 16 open EHR connections queued behind that wait (make bench, workload 3).
-threads = int(os.environ.get("TDM1_CDS_THREADS", "8"))
+# 4: a trade measured with make bench on a quiet machine (bench/RESULTS.md, "Threads per worker").
+# With complete prefetch a call is CPU-bound, and 8 threads fighting over one GIL gave a p99 of
+# 2 s at 16 connections against 0.3 s with 4; without prefetch a call waits on the EHR's FHIR
+# server, and 8 threads did better there (p50 336 vs 500 ms). Prefetch is the common case.
+threads = int(os.environ.get("TDM1_CDS_THREADS", "4"))
 # A hook call has a 2 s fetch deadline; a worker silent for 30 s is stuck and is replaced.
 timeout = 30
 # SIGTERM (a rolling update, a scale-down): stop accepting, finish calls in flight for up to 20 s.
