@@ -189,6 +189,10 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     draft_keys = {o.reference for o in orders if o.reference}
     history = [r for r in data.resources if resource_key(r) not in draft_keys]
     record = records.build(patient_id, history, terminology, frozenset(data.available))
+    if record.foreign_resources:
+        data.notes.append(
+            f"{record.foreign_resources} resource(s) about another patient were returned and ignored."
+        )
     params: Params = current_app.config["PARAMS"]
     if hook in ORDER_HOOKS:
         orders = parse_draft_orders(draft_bundle, selections, terminology, record.medications)

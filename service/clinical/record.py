@@ -139,6 +139,7 @@ class PatientRecord:
     results: dict[str, tuple[Result, ...]]  # newest first
     available: frozenset[str]
     medications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    foreign_resources: int = 0  # resources naming another patient, dropped
 
     def results_of(self, kind: str) -> tuple[Result, ...]:
         return self.results.get(kind, ())
@@ -381,6 +382,15 @@ def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
     return True, not (clinical & INACTIVE_CONDITION_STATUSES)
 
 
+def about_another_patient(resource: dict[str, Any], patient_id: str) -> bool:
+    """True when subject or patient names a different Patient; resources naming none are kept."""
+    for element in ("subject", "patient"):
+        rtype, rid = reference_parts(resource.get(element))
+        if rtype == "Patient" and rid and rid != patient_id:
+            return True
+    return False
+
+
 def build(
     patient_id: str,
     resources: Iterable[dict[str, Any]],
@@ -389,7 +399,11 @@ def build(
 ) -> PatientRecord:
     by_key: dict[str, dict[str, Any]] = {}
     anonymous: list[dict[str, Any]] = []
+    foreign = 0
     for resource in resources:
+        if about_another_patient(resource, patient_id):
+            foreign += 1  # a misbehaving server or prefetch: never let it fire a card for this patient
+            continue
         key = resource_key(resource)
         if key:
             by_key[key] = resource
@@ -476,6 +490,7 @@ def build(
         results={kind: tuple(items) for kind, items in results.items()},
         available=available,
         medications=medications,
+        foreign_resources=foreign,
     )
 
 

@@ -398,3 +398,14 @@ def test_logs_carry_no_patient_id_or_token(client: FlaskClient, frozen_now, capl
         and "secret-token-991" not in text
         and "Testpatient" not in text
     )
+
+
+def test_another_patients_data_never_fires_a_card(client: FlaskClient, frozen_now) -> None:
+    body = first_line_request()
+    foreign = fb.observation("platelets", 20, fb.ago(days=1), patient_id="someone-else")
+    body["prefetch"]["observations"]["entry"].append({"resource": foreign})
+    response = post(client, "tdm1-order-sign", body)
+    found = codes(response)
+    assert "thrombocytopenia-hold" not in found
+    (note,) = [c for c in response.get_json()["cards"] if c["source"]["topic"]["code"] == "data-unavailable"]
+    assert "another patient" in note["detail"]

@@ -207,3 +207,13 @@ def test_datetime_without_seconds_or_zone_is_read() -> None:
     lab = fb.observation("platelets", 200, fb.ago(days=1))
     lab["effectiveDateTime"] = "2026-11-24T08:30"
     assert record_of([lab]).latest("platelets").when == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+
+
+def test_resources_about_another_patient_are_dropped_and_counted() -> None:
+    other_lab = fb.observation("platelets", 20, fb.ago(days=1), patient_id="someone-else")
+    own_lab = fb.observation("platelets", 200, fb.ago(days=1))
+    other_admin = fb.administration("tdm1", fb.ago(days=21), patient_id="someone-else")
+    record = record_of([other_lab, own_lab, other_admin])
+    assert record.latest("platelets").value == 200_000
+    assert record.therapy == ()
+    assert record.foreign_resources == 2
