@@ -522,10 +522,6 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(database_url: str, hash_key: str = "") -> Store:
-    return Store(database_url, hash_key)
-
-
 __all__ = [
     "CardRecord",
     "Feedback",
@@ -539,5 +535,4 @@ __all__ = [
     "head_revision",
     "migrate",
     "migrate_url",
-    "open_store",
 ]

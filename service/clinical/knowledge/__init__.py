@@ -51,10 +51,6 @@ class Knowledge:
     def value(self, entry_id: str) -> Any:
         return self.entry(entry_id).value
 
-    def for_setting(self, prefix_by_setting: dict[str, str], setting: str) -> Entry:
-        """The table for the record's setting, e.g. {"metastatic": "mbc.lvef", "early": "ebc.lvef"}."""
-        return self.entry(prefix_by_setting[setting])
-
 
 def _entry(raw: dict[str, Any], origin: str) -> Entry:
     missing = [k for k in ("id", "title", "value", "source", "status") if k not in raw]
