@@ -210,23 +210,10 @@ def _suggestions(
                 ),
             ),
         )
-    value, unit = dosing.level_in_order_unit(target, ordered)
-    updated = dosing.offered_update(order.resource, dosing.with_dose(order.resource, value, unit))
-    if updated is None:
+    update = dosing.dose_update(order.resource, target, ordered)
+    if update is None:
         return ()
-    return (
-        Suggestion(
-            key="set-dose",
-            actions=(
-                Action(
-                    type="update",
-                    description=dosing.update_description(value, unit, target),
-                    resource=updated,
-                ),
-            ),
-            recommended=True,
-        ),
-    )
+    return (Suggestion(key="set-dose", actions=(update,), recommended=True),)
 
 
 # Needs are checked inside: an mg/kg order needs no weight, and the ladder check must not be lost

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.clinical.findings import RuleContext
+from service.clinical.findings import Action, RuleContext
 from service.clinical.knowledge import Knowledge
 from service.clinical.record import OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent
 from service.clinical.resources import as_dict, as_list, as_str
@@ -230,6 +230,16 @@ def offered_update(original: dict[str, Any], updated: dict[str, Any]) -> dict[st
         except InvalidSuggestion:
             return updated
         return None
+
+
+def dose_update(order_resource: dict[str, Any], level: float, ordered: OrderedDose) -> Action | None:
+    """The draft set to `level` mg/kg, in the unit it was ordered in, as an update action; None when
+    the corrected order may not be offered (see offered_update)."""
+    value, unit = level_in_order_unit(level, ordered)
+    updated = offered_update(order_resource, with_dose(order_resource, value, unit))
+    if updated is None:
+        return None
+    return Action(type="update", description=update_description(value, unit, level), resource=updated)
 
 
 def new_order_like(

@@ -176,22 +176,9 @@ def _tdm1_suggestions(
     target = dosing.allowed_level(
         ordered.mg_per_kg, documented, ctx.params.knowledge, ctx.params.dose_tolerance
     )
-    if target is not None:
-        value, unit = dosing.level_in_order_unit(target, ordered)
-        updated = dosing.offered_update(order.resource, dosing.with_dose(order.resource, value, unit))
-        if updated is not None:
-            suggestions.append(
-                Suggestion(
-                    key="set-tdm1-dose",
-                    actions=(
-                        Action(
-                            type="update",
-                            description=dosing.update_description(value, unit, target),
-                            resource=updated,
-                        ),
-                    ),
-                )
-            )
+    update = dosing.dose_update(order.resource, target, ordered) if target is not None else None
+    if update is not None:
+        suggestions.append(Suggestion(key="set-tdm1-dose", actions=(update,)))
     # In an ongoing T-DM1 course the dose, not the product, is the likely error; offering the
     # look-alike product would also trip this rule's swap check when accepted (an alert loop).
     replace = () if _ongoing_if_known(ctx) else _replace(ctx, ordered, best.family)
