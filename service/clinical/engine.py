@@ -38,6 +38,28 @@ def dose_time(order: DraftOrder, now: datetime) -> datetime:
     return order.start if order.start and order.start > now else now
 
 
+def order_context(
+    hook: Hook,
+    record: PatientRecord,
+    order: DraftOrder,
+    orders: list[DraftOrder],
+    now: datetime,
+    params: Params,
+    notes: list[str] | None = None,
+) -> RuleContext:
+    """What a rule sees for one draft order: the whole session's orders and the planned dose time."""
+    return RuleContext(
+        hook=hook,
+        record=record,
+        now=now,
+        params=params,
+        order=order,
+        draft_orders=tuple(orders),
+        dose_time=dose_time(order, now),
+        notes=notes if notes is not None else [],
+    )
+
+
 def _run(rule: Rule, ctx: RuleContext, on_patient_view: bool, skipped: dict[str, set[str]]) -> list[Finding]:
     missing = rule.needs_for(on_patient_view) - ctx.record.available
     if missing:
@@ -91,16 +113,7 @@ def evaluate_orders(
     skipped: dict[str, set[str]] = {}
     notes = list(notes or [])
     for order in targets:
-        ctx = RuleContext(
-            hook=hook,
-            record=record,
-            now=now,
-            params=params,
-            order=order,
-            draft_orders=tuple(orders),
-            dose_time=dose_time(order, now),
-            notes=notes,
-        )
+        ctx = order_context(hook, record, order, orders, now, params, notes)
         for rule in RULES:
             if rule.on_orders and order.family in rule.families:
                 findings += _run(rule, ctx, False, skipped)

@@ -60,16 +60,7 @@ def context(
     drafts = [order, *(others or [])]
     bundle = {"resourceType": "Bundle", "entry": [{"resource": d} for d in drafts]}
     orders = parse_draft_orders(bundle, None, terminology.default(), record.medications)
-    return RuleContext(
-        hook=hook,
-        record=record,
-        now=now,
-        params=params,
-        order=orders[0],
-        draft_orders=tuple(orders),
-        dose_time=engine.dose_time(orders[0], now),
-        notes=[],
-    )
+    return engine.order_context(hook, record, orders[0], orders, now, params)
 
 
 def evaluate(

@@ -49,12 +49,4 @@ def context(
     drafts = drafts if drafts is not None else [fb.medication_request(rid=ORDER_ID)]
     orders = orders_of(drafts, record.medications)
     order = next(o for o in orders if o.family == TDM1)
-    return RuleContext(
-        hook=hook,
-        record=record,
-        now=now,
-        params=params,
-        order=order,
-        draft_orders=tuple(orders),
-        dose_time=engine.dose_time(order, now),
-    )
+    return engine.order_context(hook, record, order, orders, now, params)
