@@ -242,6 +242,10 @@ def main() -> None:
         fb.statement(d, datetime(2025, 4, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC), patient_id=pid)
         for d in ("trastuzumab", "pertuzumab")
     ]
+    # The pharmacy's product record, which orders name by medicationReference.
+    resources.append(
+        {"resourceType": "Medication", "id": "kadcyla-100-vial", "code": fb.medication_concept("tdm1-scd")}
+    )
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
     (HERE / "patients" / "fhir-pat-1.json").write_text(json.dumps(bundle, indent=2) + "\n")
 

@@ -120,6 +120,17 @@ def test_first_line_patient_found_through_the_server(
     assert "first-line-use" in codes
 
 
+def test_draft_naming_a_medication_only_the_server_has(live_server: str, fhir_base: str) -> None:
+    request = kadcyla_request(fhir_base)
+    draft = request["context"]["draftOrders"]["entry"][0]["resource"]
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "Medication/kadcyla-100-vial"}
+    reset_requests(fhir_base)
+    codes = {c["source"]["topic"]["code"] for c in call(live_server, request)}
+    assert "/fhir/Medication/kadcyla-100-vial" in [r["url"] for r in fetch_requests(fhir_base)]
+    assert "tdxd-preferred" in codes  # recognised as T-DM1, second line after THP
+
+
 def test_rejected_token_gives_data_unavailable_not_an_error(live_server: str, fhir_base: str) -> None:
     cards = call(live_server, kadcyla_request(fhir_base, token="wrong-token"))
     (unavailable,) = [c for c in cards if c["source"]["topic"]["code"] == "data-unavailable"]
