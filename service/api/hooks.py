@@ -195,7 +195,9 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
         )
     params: Params = current_app.config["PARAMS"]
     if hook in ORDER_HOOKS:
-        orders = parse_draft_orders(draft_bundle, selections, terminology, record.medications)
+        if records.unresolved_medication_ids([o.resource for o in orders], prefetched_medications):
+            # Some draft named a Medication that only the FHIR server had: identify it again.
+            orders = parse_draft_orders(draft_bundle, selections, terminology, record.medications)
         findings = engine.evaluate_orders(hook, record, orders, now, params, notes=data.notes)  # type: ignore[arg-type]
     else:
         findings = engine.evaluate_patient_view(record, now, params, notes=data.notes)
