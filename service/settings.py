@@ -142,6 +142,10 @@ def from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Setting
     return settings
 
 
+# The JSON parser (orjson) refuses documents nested deeper than this whatever the setting says.
+MAX_JSON_DEPTH_PARSER = 1024
+
+
 def validate(settings: Settings) -> None:
     # Asymmetric signatures only (CDS Hooks 2.0.1 forbids `none` and HMAC); ES384/RS384 are recommended.
     unsupported = set(settings.jwt_algorithms) - {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"}
@@ -165,6 +169,8 @@ def validate(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}FETCH_DEADLINE_SECONDS must be positive")
     if settings.max_body_bytes <= 0:
         raise SettingsError(f"{PREFIX}MAX_BODY_BYTES must be positive")
+    if not 1 <= settings.max_json_depth <= MAX_JSON_DEPTH_PARSER:
+        raise SettingsError(f"{PREFIX}MAX_JSON_DEPTH must be between 1 and {MAX_JSON_DEPTH_PARSER}")
     if not 0 <= settings.dose_tolerance < 0.5:
         raise SettingsError(f"{PREFIX}DOSE_TOLERANCE must be a fraction between 0 and 0.5")
     for name in ("lab_window_days", "weight_stale_days", "lvef_interval_days"):

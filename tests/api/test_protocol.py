@@ -123,9 +123,14 @@ def test_fhir_authorization_without_fhir_server_is_400(client: FlaskClient) -> N
     ("payload", "text"),
     [
         (b"{not json", "not valid JSON"),
-        (b'{"hook": NaN}', "NaN"),
+        (b'{"hook": NaN}', "NaN is not a JSON value"),
+        (b'{"hook": -Infinity}', "-Infinity is not a JSON value"),
         (b"[1, 2]", "JSON object"),
         (b"\xff\xfe", "UTF-8"),
+        (b'{"hook": "order-sign"} {', "not valid JSON"),
+        (b'{"hook": "\\ud800"}', "not valid JSON"),  # a lone surrogate is no Unicode text
+        (b"", "not valid JSON"),
+        (b"[" * 2000 + b"]" * 2000, "nested deeper than"),  # past the parser's own 1,024 levels
     ],
 )
 def test_malformed_bodies_are_400(client: FlaskClient, payload: bytes, text: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from service.app import create_app
-from service.settings import from_env
+from service.settings import SettingsError, from_env
 from tests import fhir_builders as fb
 from tests.security import support
 from tests.security.conftest import aud
@@ -69,6 +69,12 @@ def test_nesting_depth_limit_is_configurable(tmp_path) -> None:
         400,
         "nested deeper than 6",
     )
+
+
+@pytest.mark.parametrize("depth", [0, 1025])
+def test_nesting_depth_limit_outside_what_the_parser_reads_is_refused(depth: int) -> None:
+    with pytest.raises(SettingsError, match="MAX_JSON_DEPTH"):
+        from_env({"TDM1_CDS_MAX_JSON_DEPTH": str(depth)}, dev=True)
 
 
 def test_resource_count_limit_is_configurable(tmp_path) -> None:
