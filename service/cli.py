@@ -7,6 +7,7 @@ offline, the way the service would; `knowledge` lists the clinical entries for s
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import runpy
@@ -56,6 +57,9 @@ def _serve(args: argparse.Namespace) -> int:
         f"tdm1-cds serving on http://{settings.host}:{settings.port} ({'dev mode' if settings.dev else 'production'})",
         file=sys.stderr,
     )
+    # CPython's advice for a server that forks without exec: freeze what the master built, so the
+    # workers' collections neither walk it nor write to its pages (which copy-on-write would copy).
+    gc.freeze()
     try:
         Application().run()
     finally:
