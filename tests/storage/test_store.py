@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 
 from service import store as store_module
 from service.store import Store, StoreUnavailable, current_revision, head_revision
@@ -190,6 +191,61 @@ def test_database_down_at_start(flaky_database) -> None:
         )
         assert store.card("c-early") is not None and store.card("c-late") is not None
         assert current_revision(store.engine) == head_revision()
+    finally:
+        store.close()
+
+
+def _queue_card_writes(store: Store, count: int) -> tuple[list[threading.Thread], list[bool]]:
+    """`count` concurrent hook calls logging one card each, started while a write is under way."""
+    answers: list[bool] = []
+
+    def call(n: int) -> None:
+        answers.append(
+            store.log_cards("tdm1-order-sign", "order-sign", PATIENT, f"hook-{n}", [card(f"g-{n}")])
+        )
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for _ in range(500):  # bounded: each call appends to the backlog, then waits for the writer
+        if store.backlog_size == count:
+            break
+        threading.Event().wait(0.01)
+    assert store.backlog_size == count
+    return threads, answers
+
+
+def test_concurrent_calls_share_one_card_log_transaction(store: Store) -> None:
+    store.strict_hash("x")  # the hash key is made (and committed) on first use: not a card write
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda _connection: commits.append(1))
+    with store._flush_lock:  # a write is under way: the calls queue behind it
+        threads, answers = _queue_card_writes(store, 8)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers == [True] * 8  # each call answered only once its card was written
+    assert len(commits) == 1  # the first to get the writer's turn wrote all eight
+    assert store.backlog_size == 0
+    assert all(store.card(f"g-{n}") is not None for n in range(8))
+
+
+def test_calls_waiting_on_a_failed_card_log_write_keep_their_cards_for_later(flaky_database) -> None:
+    url, switch = flaky_database
+    store = Store(url, retry_after_seconds=60)
+    try:
+        assert store.ping()
+        switch.down()
+        store.engine.dispose()
+        with store._flush_lock:
+            threads, answers = _queue_card_writes(store, 4)
+        for thread in threads:
+            thread.join(timeout=30)
+        # One call tried and failed; the others did not queue up retries against a dead database.
+        assert answers == [False] * 4
+        assert store.backlog_size == 4
+        switch.up()
+        assert store.ping() is True
+        assert all(store.card(f"g-{n}") is not None for n in range(4))
     finally:
         store.close()
 
