@@ -96,13 +96,6 @@ def call_service(service_id: str):
     return jsonify(handler(request_body))
 
 
-def _count_resources(request_body: dict[str, Any]) -> int:
-    total = sum(1 for _ in bundle_resources(request_body["context"].get("draftOrders")))
-    for value in as_dict(request_body.get("prefetch")).values():
-        total += sum(1 for _ in bundle_resources(value))
-    return total
-
-
 def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
@@ -150,16 +143,19 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     context = request_body["context"]
     patient_id = str(context["patientId"])
     now: datetime = current_app.config["CLOCK"]()
-    if _count_resources(request_body) > settings.max_resources:
-        raise ApiError(400, f"More than {settings.max_resources} resources in one request.")
     hook = declaration.hook
     prefetched = as_dict(request_body.get("prefetch"))
     draft_bundle = context.get("draftOrders")
+    # Each prefetch Bundle is walked once here; the count, the Medications and resolve() share it.
+    prefetched_resources = {key: list(bundle_resources(value)) for key, value in prefetched.items()}
+    total = sum(1 for _ in bundle_resources(draft_bundle)) + sum(map(len, prefetched_resources.values()))
+    if total > settings.max_resources:
+        raise ApiError(400, f"More than {settings.max_resources} resources in one request.")
     selections = context.get("selections") if hook == "order-select" else None
     prefetched_medications = {
         f"Medication/{r.get('id')}": r
-        for value in prefetched.values()
-        for r in bundle_resources(value)
+        for resources in prefetched_resources.values()
+        for r in resources
         if r.get("resourceType") == "Medication"
     }
     orders = (
@@ -182,6 +178,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             workers=settings.fetch_workers,
             draft_resources=[o.resource for o in orders],
             cache=current_app.config.get("FETCH_CACHE"),
+            prefetched_resources=prefetched_resources,
         )
     except DataNotObtainable as exc:
         raise ApiError(412, f"Data needed and not obtainable: {exc}.") from None

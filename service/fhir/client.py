@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 import requests
 import urllib3
 
@@ -116,8 +116,8 @@ class FhirClient:
         finally:
             response.close()
         try:
-            document = json.loads(body)
-        except ValueError:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
             raise FetchError("response is not JSON", "invalid") from None
         if not isinstance(document, dict) or not as_str(document.get("resourceType")):
             raise FetchError("response is not a FHIR resource", "invalid")

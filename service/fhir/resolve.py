@@ -46,7 +46,10 @@ def resolve(
     workers: int = 16,
     draft_resources: list[dict[str, Any]] | None = None,
     cache: FetchCache | None = None,
+    prefetched_resources: dict[str, list[dict[str, Any]]] | None = None,
 ) -> ResolvedData:
+    """`prefetched_resources`, when given, is bundle_resources() of each prefetch value, already
+    walked by the caller (a 2,000-resource prefetch costs a millisecond a walk)."""
     deadline = time.monotonic() + deadline_seconds
     prefetched = prefetched or {}
     data = ResolvedData()
@@ -71,7 +74,10 @@ def resolve(
                     f"Prefetched {spec.key} was paged and no FHIR server was given: its other pages could not be read."
                 )
                 continue
-            data.resources += list(bundle_resources(value))
+            if prefetched_resources is not None and spec.key in prefetched_resources:
+                data.resources += prefetched_resources[spec.key]
+            else:
+                data.resources += list(bundle_resources(value))
             data.available.add(spec.category)
             continue
         query = prefetch.render(spec.template, context)
