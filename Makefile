@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench soak fuzz clean
 
-$(STAMP): pyproject.toml
+# The C sources too: pip install -e compiles them, and an edit to one must rebuild it.
+$(STAMP): pyproject.toml $(wildcard service/*/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -8,7 +8,7 @@ import orjson
 from flask import current_app, request
 
 from service.api.errors import ApiError
-from service.api.json_depth import depth_exceeds
+from service.api import json_depth
 
 JSON_TYPES = {"application/json", "application/fhir+json"}
 
@@ -34,7 +34,7 @@ def read_json() -> Any:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, _syntax_message(raw, exc, settings.max_json_depth)) from None
-    if depth_exceeds(document, settings.max_json_depth):
+    if json_depth.exceeds(raw, document, settings.max_json_depth):
         raise ApiError(400, f"Request body is nested deeper than {settings.max_json_depth} levels.")
     if not isinstance(document, dict):
         raise ApiError(400, "Request body must be a JSON object.")
