@@ -6,16 +6,20 @@ the entry's source in the card. `tdm1-cds knowledge` lists every entry with its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
 STATUSES = ("confirmed", "secondary", "unverified")
 SETTINGS = ("any", "metastatic", "early")
+
+
+T = TypeVar("T")
 
 
 class KnowledgeError(ValueError):
@@ -39,8 +43,21 @@ class Entry:
 
 @dataclass(frozen=True)
 class Knowledge:
+    """The loaded entries. Treated as immutable once loaded: what is derived from them is cached."""
+
     entries: dict[str, Entry]
     terminology: dict[str, Any]
+    # Structures the rules derive from the entries (compiled tables, the dose ladder), built once per
+    # Knowledge object rather than on every call; a Knowledge with other entries has its own.
+    _derived: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """build(), computed once per key for this Knowledge (a failed build is not cached)."""
+        try:
+            return self._derived[key]
+        except KeyError:
+            value = self._derived[key] = build()
+            return value
 
     def entry(self, entry_id: str) -> Entry:
         try:

@@ -69,6 +69,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         result = ctx.record.latest(kind, since=since, until=until)
         if result is None:
             continue
+        grading = tables.grading_for(ctx, TABLES[kind])
         times = tables.ratio(result)
         if times is None:
             ctx.notes.append(
@@ -78,26 +79,23 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             )
             continue
         latest[kind] = (result, times)
-        applying: list[tables.Band] = []
-        for entry in tables.entries_for(ctx, TABLES[kind]):
-            applying += tables.bands(entry, {"times_uln": times})[0]
-        current = tables.worst(applying)[:1]
-        for band in current:
-            found.append(band)
+        current = _graded(grading, times)
+        if current is not None:
+            found.append(current)
             reasons.append(
                 (
-                    band.severity,
+                    current.severity,
                     f"{TESTS[kind]} {times:.1f} × ULN",
-                    f"{_describe(kind, result, times)}: {band.instruction()}",
+                    f"{_describe(kind, result, times)}: {current.instruction()}",
                 )
             )
-        earlier = tables.reduce_event_since_last_dose(ctx, kind, lambda r, k=kind: _graded_result(ctx, k, r))
+        earlier = tables.reduce_event_since_last_dose(ctx, kind, lambda r, g=grading: _graded_result(g, r))
         if earlier is not None and earlier[0] is not result:
             e_result, e_band = earlier
             e_times = tables.ratio(e_result) or 0.0
             line = f"Since the last T-DM1 dose, {_describe(kind, e_result, e_times)}: {e_band.instruction()}"
             headline = f"{TESTS[kind]} {e_times:.1f} × ULN on {tables.day(e_result.when)}"
-            (on_hold if current else resumption).append((e_band, headline, line))
+            (on_hold if current is not None else resumption).append((e_band, headline, line))
     extra_sources: list[str] = []
     for band, headline, line in on_hold:
         found.append(band)
@@ -172,11 +170,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     ]
 
 
-def _graded(ctx: RuleContext, kind: str, times: float) -> tables.Band | None:
-    applying: list[tables.Band] = []
-    for entry in tables.entries_for(ctx, TABLES[kind]):
-        applying += tables.bands(entry, {"times_uln": times})[0]
-    chosen = tables.worst(applying)
+def _graded(grading: tables.Grading, times: float) -> tables.Band | None:
+    """The most severe row of the setting's table(s) this multiple of ULN falls in."""
+    chosen = grading.worst({"times_uln": times})
     return chosen[0] if chosen else None
 
 
@@ -190,14 +186,19 @@ def _earlier_discontinuation(
         return []
     graded: dict[str, list[tuple[Result, float]]] = {}
     for kind in TESTS:
-        for result in ctx.record.results_of(kind):
+        for result in ctx.record.results_of(kind):  # newest first
+            if result.when >= window_start:
+                continue
+            if result.when < first:
+                break  # before T-DM1: a long history ends here, unread
             times = tables.ratio(result) if result.readable else None
-            if times is not None and first <= result.when < window_start:
-                graded.setdefault(kind, []).append((result, times))  # newest first
+            if times is not None:
+                graded.setdefault(kind, []).append((result, times))
     out: list[tuple[tables.Band | None, str, str]] = []
     for kind, items in graded.items():
+        grading = tables.grading_for(ctx, TABLES[kind])
         for result, times in items:
-            band = _graded(ctx, kind, times)
+            band = _graded(grading, times)
             if band is not None and band.action == "discontinue":
                 out.append(
                     (
@@ -243,9 +244,9 @@ def _variant(severity: int) -> str:
     return "hold" if severity >= tables.ACTION_RANK["hold"] else "resume-reduced"
 
 
-def _graded_result(ctx: RuleContext, kind: str, result: Result) -> tables.Band | None:
+def _graded_result(grading: tables.Grading, result: Result) -> tables.Band | None:
     times = tables.ratio(result)
-    return None if times is None else _graded(ctx, kind, times)
+    return None if times is None else _graded(grading, times)
 
 
 def _headline(reasons: list[tuple[int, str, str]], variant: str) -> str:

@@ -17,10 +17,11 @@ import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 from service.clinical.findings import Action, RuleContext, Suggestion
-from service.clinical.knowledge import Entry, KnowledgeError
+from service.clinical.knowledge import Entry, Knowledge, KnowledgeError
 from service.clinical.record import MEDICATION_HISTORY, Result
 from service.clinical.rules import dosing
 from service.clinical.terminology import TDM1
@@ -55,15 +56,21 @@ class Band:
     entry: Entry
     row: Mapping[str, Any]
 
-    @property
+    # A Band is made once per table row (see Table) and asked for its action on every graded result.
+    @cached_property
     def action(self) -> str:
         return str(self.row.get("action", "continue"))
 
-    @property
+    @cached_property
     def severity(self) -> int:
         rank = ACTION_RANK.get(self.action, 0)
         # A hold that also costs a dose level on resumption is worse than a plain hold.
-        return rank + (1 if rank == 1 and "reduce" in str(self.row.get("resume", "")) else 0)
+        return rank + (1 if rank == 1 and self.reduces_level else 0)
+
+    @cached_property
+    def reduces_level(self) -> bool:
+        """Resumption is "reduce one dose level" (the row's own wording)."""
+        return "reduce" in str(self.row.get("resume", ""))
 
     def instruction(self) -> str:
         """The label's wording for the action, from the row itself."""
@@ -80,47 +87,79 @@ class Band:
         return text
 
 
+class Criterion(NamedTuple):
+    measure: str  # the measure it reads (times_uln, platelets, lvef, fall)
+    compare: Callable[[float, float], bool]  # measure against limit
+    limit: float  # the row's number, from the entry
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table entry with its numeric rows read once: each row's Band and criteria.
+
+    Made once per Knowledge (see table()), so grading a result only compares numbers. The rows are
+    read on first use, so a malformed table fails where a result is graded against it.
+    """
+
+    entry: Entry
+
+    @cached_property
+    def rows(self) -> tuple[tuple[Band, tuple[Criterion, ...]], ...]:
+        if not isinstance(self.entry.value, list):
+            raise KnowledgeError(f"{self.entry.id}: a table must be a list of rows")
+        rows = []
+        for row in self.entry.value:
+            criteria = _criteria(row, self.entry.id)
+            if criteria:  # rows like symptomatic_heart_failure are not numeric bands
+                rows.append((Band(self.entry, row), criteria))
+        return tuple(rows)
+
+
 def ratio(result: Result) -> float | None:
     value = result.times_uln
     return None if value is None else round(value, RATIO_DIGITS)
 
 
-def _criteria(
-    row: Mapping[str, Any], entry_id: str
-) -> list[tuple[str, Callable[[float, float], bool], float]]:
+def _criteria(row: Mapping[str, Any], entry_id: str) -> tuple[Criterion, ...]:
     found = []
     for key, limit in row.items():
         if key in CRITERIA:
             measure, compare = CRITERIA[key]
             if not isinstance(limit, int | float):
                 raise KnowledgeError(f"{entry_id}: {key} must be a number, not {limit!r}")
-            found.append((measure, compare, float(limit)))
-    return found
+            found.append(Criterion(measure, compare, float(limit)))
+    return tuple(found)
 
 
-def bands(entry: Entry, measures: Mapping[str, float | None]) -> tuple[list[Band], list[Band]]:
+def table(knowledge: Knowledge, entry_id: str) -> Table:
+    """The table entry `entry_id` of this Knowledge, read once per Knowledge."""
+    entry = knowledge.entry(entry_id)
+    return knowledge.derived(("label-table", entry_id), lambda: Table(entry))
+
+
+def bands(table: Table, measures: Mapping[str, float | None]) -> tuple[list[Band], list[Band]]:
     """(rows that apply, rows that might apply but need a measure we lack)."""
-    if not isinstance(entry.value, list):
-        raise KnowledgeError(f"{entry.id}: a table must be a list of rows")
     applies, undecided = [], []
-    for row in entry.value:
-        criteria = _criteria(row, entry.id)
-        if not criteria:
-            continue  # rows like symptomatic_heart_failure are not numeric bands
-        known = [(m, c, limit) for m, c, limit in criteria if measures.get(m) is not None]
-        if not all(c(measures[m], limit) for m, c, limit in known):  # type: ignore[arg-type]
+    for band, criteria in table.rows:
+        known = [c for c in criteria if measures.get(c.measure) is not None]
+        if not all(c.compare(measures[c.measure], c.limit) for c in known):  # type: ignore[arg-type]
             continue
         if len(known) == len(criteria):
-            applies.append(Band(entry, row))
+            applies.append(band)
         else:
-            undecided.append(Band(entry, row))
+            undecided.append(band)
     return applies, undecided
 
 
-def entries_for(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> list[Entry]:
-    """The table(s) for the record's setting; both settings' tables when it is unknown."""
+def table_ids(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
+    """The table entry ids for the record's setting; both settings' tables when it is unknown."""
     settings = [ctx.record.setting] if ctx.record.setting in by_setting else list(by_setting)
-    return [ctx.params.knowledge.entry(entry_id) for s in settings for entry_id in by_setting[s]]
+    return tuple(entry_id for s in settings for entry_id in by_setting[s])
+
+
+def tables_for(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> list[Table]:
+    """The table(s) for the record's setting; both settings' tables when it is unknown."""
+    return [table(ctx.params.knowledge, entry_id) for entry_id in table_ids(ctx, by_setting)]
 
 
 def worst(found: Iterable[Band]) -> list[Band]:
@@ -130,6 +169,52 @@ def worst(found: Iterable[Band]) -> list[Band]:
         return []
     top = max(b.severity for b in found)
     return [b for b in found if b.severity == top]
+
+
+@dataclass(frozen=True)
+class Grading:
+    """The hold and discontinue rows of some tables, most severe first, for grading one result.
+
+    worst(measures) equals worst(bands(...)[0]) over the same tables, in the same order: in this
+    order the first row that applies has the top severity, and rows of equal severity keep the
+    tables' order (the sort is stable), so scanning stops at the first less severe row. The rows are
+    read on first use, so a missing or malformed table fails where a result is graded.
+    """
+
+    knowledge: Knowledge
+    ids: tuple[str, ...]
+
+    @cached_property
+    def rows(self) -> tuple[tuple[int, Band, tuple[Criterion, ...]], ...]:
+        rows = [
+            (band.severity, band, criteria)
+            for entry_id in self.ids
+            for band, criteria in table(self.knowledge, entry_id).rows
+            if band.severity > 0
+        ]
+        rows.sort(key=lambda row: -row[0])
+        return tuple(rows)
+
+    def worst(self, measures: Mapping[str, float | None]) -> list[Band]:
+        found: list[Band] = []
+        top = 0
+        for severity, band, criteria in self.rows:
+            if severity < top:
+                break
+            for measure, compare, limit in criteria:
+                value = measures.get(measure)
+                if value is None or not compare(value, limit):
+                    break
+            else:  # every criterion holds
+                found.append(band)
+                top = severity
+        return found
+
+
+def grading_for(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> Grading:
+    """The Grading over the table(s) for the record's setting, made once per Knowledge and tables."""
+    knowledge, ids = ctx.params.knowledge, table_ids(ctx, by_setting)
+    return knowledge.derived(("label-grading", ids), lambda: Grading(knowledge, ids))
 
 
 def lab_window(ctx: RuleContext) -> tuple[datetime, datetime]:
@@ -186,7 +271,7 @@ def reduce_event_since_last_dose(
         if result.when > ctx.now or not result.readable:
             continue
         band = grade(result)
-        if band is not None and band.action == "hold" and "reduce" in str(band.row.get("resume", "")):
+        if band is not None and band.action == "hold" and band.reduces_level:
             return result, band
     return None
 

@@ -25,7 +25,6 @@ business. Setting unknown: both tables, the more severe row wins (see label_tabl
 from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
-from service.clinical.knowledge import Entry
 from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
@@ -50,7 +49,7 @@ def baseline(record: PatientRecord, latest: Result) -> Result | None:
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     record = ctx.record
-    entries = tables.entries_for(ctx, TABLES)
+    lvef_tables = tables.tables_for(ctx, TABLES)
     setting = tables.SETTING_NAMES[record.setting]
     suggestions = tables.remove_draft(ctx, "remove-draft", "Remove the T-DM1 draft order")
     order_ref = ctx.order.reference or None if ctx.order else None
@@ -65,7 +64,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 facts={"setting": setting},
                 order_ref=order_ref,
                 suggestions=suggestions,
-                sources=tuple(e.id for e in entries),
+                sources=tuple(t.entry.id for t in lvef_tables),
             )
         ]
     latest = record.latest("lvef", until=ctx.now)
@@ -73,7 +72,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     base = baseline(record, latest)
     fall = None if base is None or base.value is None else round(base.value - latest.value, 3)
-    chosen, undecided = _hold_rows(entries, latest, base)
+    chosen, undecided = _hold_rows(lvef_tables, latest, base)
     if not chosen:
         if undecided:
             ctx.notes.append(
@@ -83,7 +82,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             )
         return []
     previous = _previous_on_treatment(record, latest)
-    confirmed = previous is not None and bool(_hold_rows(entries, previous, base)[0])
+    confirmed = previous is not None and bool(_hold_rows(lvef_tables, previous, base)[0])
     band = chosen[0]
     return [
         Finding(
@@ -108,14 +107,16 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     ]
 
 
-def _hold_rows(entries: list[Entry], result: Result, base: Result | None) -> tuple[list[tables.Band], bool]:
+def _hold_rows(
+    lvef_tables: list[tables.Table], result: Result, base: Result | None
+) -> tuple[list[tables.Band], bool]:
     """(most severe hold rows for this LVEF, whether a hold row is undecided for lack of a baseline)."""
     assert result.value is not None
     fall = None if base is None or base.value is None else round(base.value - result.value, 3)
     applying: list[tables.Band] = []
     undecided: list[tables.Band] = []
-    for entry in entries:
-        found, unsure = tables.bands(entry, {"lvef": result.value, "fall": fall})
+    for table in lvef_tables:
+        found, unsure = tables.bands(table, {"lvef": result.value, "fall": fall})
         applying += found
         undecided += unsure
     return tables.worst(applying), bool(tables.worst(undecided))

@@ -35,10 +35,7 @@ TABLES = {
 
 
 def _worst(ctx: RuleContext, count: float) -> list[tables.Band]:
-    applying: list[tables.Band] = []
-    for entry in tables.entries_for(ctx, TABLES):
-        applying += tables.bands(entry, {"platelets": count})[0]
-    return tables.worst(applying)
+    return tables.grading_for(ctx, TABLES).worst({"platelets": count})
 
 
 def _grade(ctx: RuleContext, result: Result) -> tables.Band | None:
@@ -59,7 +56,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if not chosen:
         return _resume_reduced(ctx, earlier) if earlier else []
     band = chosen[0]
-    reduce = "reduce" in str(band.row.get("resume", "")) or earlier is not None
+    reduce = band.reduces_level or earlier is not None
     newer_unreadable = [
         r for r in ctx.record.unreadable_in("platelets", result.when, until) if r.when > result.when
     ]
