@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Literal
 
 from service.clinical import units
@@ -181,15 +182,26 @@ class PatientRecord:
 
 
 # --- building -------------------------------------------------------------------------------------
+#
+# build() reads every resource of a history (thousands in a long one) on each hook call, so the hot
+# paths below test types inline instead of chaining as_dict/as_list/as_str, and skip the work a
+# resource's status or type already rules out. What is kept and dropped is as documented above.
+
+THERAPY_TYPES = frozenset({"MedicationRequest", "MedicationAdministration", "MedicationStatement"})
+_MG_PER_KG_UNITS = frozenset({"mg/kg", "mg/kg/dose", "mg/kg[bw]"})
+_STILL_TAKING = frozenset({"active", "on-hold"})
+_NO_CODES: frozenset[str] = frozenset()
+_WHEN = attrgetter("when")
 
 
 def _dose(quantity: Any) -> Dose | None:
-    quantity = as_dict(quantity)
+    if not isinstance(quantity, dict):
+        return None
     value = as_number(quantity.get("value"))
     if value is None or value <= 0:
         return None
     key = units.unit_key(quantity)
-    if key in {"mg/kg", "mg/kg/dose", "mg/kg[bw]"}:
+    if key in _MG_PER_KG_UNITS:
         return Dose(value, "mg/kg")
     if key == "mg":
         return Dose(value, "mg")
@@ -200,10 +212,13 @@ def _dose(quantity: Any) -> Dose | None:
 
 def request_dose(resource: dict[str, Any]) -> Dose | None:
     for instruction in as_list(resource.get("dosageInstruction")):
-        for dose_and_rate in as_list(as_dict(instruction).get("doseAndRate")):
-            dose = _dose(as_dict(dose_and_rate).get("doseQuantity"))
-            if dose:
-                return dose
+        if not isinstance(instruction, dict):
+            continue
+        for dose_and_rate in as_list(instruction.get("doseAndRate")):
+            if isinstance(dose_and_rate, dict):
+                dose = _dose(dose_and_rate.get("doseQuantity"))
+                if dose:
+                    return dose
     return None
 
 
@@ -230,7 +245,11 @@ def medication_family(
     resource: dict[str, Any], terminology: Terminology, medications: dict[str, dict[str, Any]]
 ) -> str | None:
     concept = medication_concept(resource, medications)
-    return terminology.drug_family(codings(concept), concept_text(concept))
+    family = terminology.drug_family(codings(concept))
+    if family is None:
+        # Text is the last resort (drug_family tries codes first anyway): joined only when needed.
+        family = terminology.drug_family((), concept_text(concept))
+    return family
 
 
 def unresolved_medication_ids(resources: Iterable[dict[str, Any]], medications: dict[str, Any]) -> set[str]:
@@ -246,68 +265,93 @@ def unresolved_medication_ids(resources: Iterable[dict[str, Any]], medications: 
 
 
 def _intents(resource: dict[str, Any]) -> frozenset[str]:
+    extensions, categories = resource.get("extension"), resource.get("category")
+    if extensions is None and categories is None:
+        return _NO_CODES
     codes = {code for v in extension_values(resource, "mcode-treatment-intent") for _s, code in codings(v)}
-    for category in as_list(resource.get("category")):
+    for category in as_list(categories):
         codes |= {code for _s, code in codings(category)}
     return frozenset(codes)
 
 
 def _status_reasons(resource: dict[str, Any]) -> frozenset[str]:
     reasons = resource.get("statusReason")
+    if reasons is None:
+        return _NO_CODES
     return frozenset(code for concept in as_list(reasons) for _s, code in codings(concept))
 
 
+def _status(resource: dict[str, Any]) -> str:
+    status = resource.get("status")
+    return status if isinstance(status, str) and status.strip() else "unknown"
+
+
+def _excluded_therapy_status(rtype: str, status: str) -> bool:
+    if rtype == "MedicationRequest":
+        return status in EXCLUDED_REQUEST_STATUSES
+    if rtype == "MedicationAdministration":
+        return status == "entered-in-error" or status == "not-done"
+    return status in EXCLUDED_STATEMENT_STATUSES
+
+
+def _request_period(resource: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """The first dosage boundsPeriod with a date, else from authoredOn (no end)."""
+    start, end = None, None
+    for instruction in as_list(resource.get("dosageInstruction")):
+        timing = instruction.get("timing") if isinstance(instruction, dict) else None
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
+        start, end = period_bounds(repeat.get("boundsPeriod")) if isinstance(repeat, dict) else (None, None)
+        if start or end:
+            break
+    return start or parse_datetime(resource.get("authoredOn")), end
+
+
 def _therapy_event(
-    resource: dict[str, Any], terminology: Terminology, medications: dict[str, dict[str, Any]]
+    resource: dict[str, Any],
+    rtype: str,
+    rid: str,
+    terminology: Terminology,
+    medications: dict[str, dict[str, Any]],
 ) -> TherapyEvent | None:
-    rtype = resource.get("resourceType")
-    status = as_str(resource.get("status")) or "unknown"
+    """One of the THERAPY_TYPES as a dated event of a drug family, or None when it does not count."""
+    status = _status(resource)
+    # Status first: it is the cheap test, and every step after it is pure.
+    if _excluded_therapy_status(rtype, status):
+        return None
     family = medication_family(resource, terminology, medications)
     if family is None:
         return None
-    rid = resource_key(resource) or ""
-    common = {
-        "family": family,
-        "resource_id": rid,
-        "status": status,
-        "intents": _intents(resource),
-        "status_reasons": _status_reasons(resource),
-    }
+    intents, reasons = _intents(resource), _status_reasons(resource)
     if rtype == "MedicationRequest":
-        if status in EXCLUDED_REQUEST_STATUSES:
-            return None
-        start, end = None, None
-        for instruction in as_list(resource.get("dosageInstruction")):
-            repeat = as_dict(as_dict(as_dict(instruction).get("timing")).get("repeat"))
-            start, end = period_bounds(repeat.get("boundsPeriod"))
-            if start or end:
-                break
-        start = start or parse_datetime(resource.get("authoredOn"))
-        return TherapyEvent(kind="request", start=start, end=end, dose=request_dose(resource), **common)
+        start, end = _request_period(resource)
+        return TherapyEvent(
+            family, "request", rid, status, start, end, request_dose(resource), intents, reasons
+        )
+    start, end = effective_time(resource)
     if rtype == "MedicationAdministration":
-        if status == "entered-in-error" or status == "not-done":
-            return None
-        start, end = effective_time(resource)
-        dose = _dose(as_dict(resource.get("dosage")).get("dose"))
-        return TherapyEvent(kind="administration", start=start, end=end, dose=dose, **common)
-    if rtype == "MedicationStatement":
-        if status in EXCLUDED_STATEMENT_STATUSES:
-            return None
-        start, end = effective_time(resource)
-        if start == end and status in {"active", "on-hold"}:
-            end = None
-        return TherapyEvent(kind="statement", start=start, end=end, **common)
-    return None
+        dosage = resource.get("dosage")
+        dose = _dose(dosage.get("dose")) if isinstance(dosage, dict) else None
+        return TherapyEvent(family, "administration", rid, status, start, end, dose, intents, reasons)
+    if start == end and status in _STILL_TAKING:
+        end = None
+    return TherapyEvent(family, "statement", rid, status, start, end, None, intents, reasons)
 
 
-def _observation_result(resource: dict[str, Any], kind: str) -> Result | None:
-    when, _end = effective_time(resource)
-    when = when or parse_datetime(resource.get("issued"))
-    rid = resource_key(resource) or ""
+def _observation_time(resource: dict[str, Any]) -> datetime | None:
+    """effective[x] start (effectiveDateTime, the usual one, tried first), else issued."""
+    value = resource.get("effectiveDateTime")
+    when = None if value is None else parse_datetime(value)
+    if when is None:
+        when = effective_time(resource)[0] or parse_datetime(resource.get("issued"))
+    return when
+
+
+def _observation_result(resource: dict[str, Any], kind: str, rid: str) -> Result | None:
+    when = _observation_time(resource)
     if when is None:
         return None  # an undated result cannot be placed before or after a dose
-    quantity = as_dict(resource.get("valueQuantity"))
-    if not quantity:
+    quantity = resource.get("valueQuantity")
+    if not isinstance(quantity, dict) or not quantity:
         return Result(kind=kind, when=when, resource_id=rid, problem="no numeric value")
     if kind == "platelets":
         value = units.platelets_per_mm3(quantity)
@@ -337,9 +381,12 @@ def _unit_problem(quantity: dict[str, Any]) -> str:
 
 
 def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> float | None:
-    for reference_range in as_list(resource.get("referenceRange")):
-        high = as_dict(as_dict(reference_range).get("high"))
-        if as_number(high.get("value")) is None:
+    ranges = resource.get("referenceRange")
+    if ranges is None:
+        return None
+    for reference_range in ranges if isinstance(ranges, list) else (ranges,):
+        high = reference_range.get("high") if isinstance(reference_range, dict) else None
+        if not isinstance(high, dict) or as_number(high.get("value")) is None:
             continue
         # A range stated without a unit is in the result's unit: that is how labs print it.
         if not (high.get("code") or high.get("unit")):
@@ -382,13 +429,38 @@ def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
     return True, not (clinical & INACTIVE_CONDITION_STATUSES)
 
 
-def about_another_patient(resource: dict[str, Any], patient_id: str) -> bool:
-    """True when subject or patient names a different Patient; resources naming none are kept."""
+def _names_another_patient(resource: dict[str, Any], patient_id: str, seen: dict[str, bool]) -> bool:
+    """about_another_patient, remembering the answer per reference text in `seen`."""
     for element in ("subject", "patient"):
-        rtype, rid = reference_parts(resource.get(element))
-        if rtype == "Patient" and rid and rid != patient_id:
+        reference = resource.get(element)
+        text = reference.get("reference") if isinstance(reference, dict) else reference
+        if not isinstance(text, str):
+            continue  # reference_parts reads nothing from it: names no patient
+        other = seen.get(text)
+        if other is None:
+            rtype, rid = reference_parts(text)
+            other = seen[text] = rtype == "Patient" and bool(rid) and rid != patient_id
+        if other:
             return True
     return False
+
+
+def about_another_patient(resource: dict[str, Any], patient_id: str) -> bool:
+    """True when subject or patient names a different Patient; resources naming none are kept."""
+    return _names_another_patient(resource, patient_id, {})
+
+
+def _condition_fact(resource: dict[str, Any], rid: str) -> ConditionFact | None:
+    usable, active = _is_current_condition(resource)
+    if not usable:
+        return None
+    onset = (
+        parse_datetime(resource.get("onsetDateTime"))
+        or period_bounds(resource.get("onsetPeriod"))[0]
+        or parse_datetime(resource.get("recordedDate"))
+    )
+    code = as_dict(resource.get("code"))
+    return ConditionFact(rid, tuple(codings(code)), concept_text(code), onset, active)
 
 
 def build(
@@ -400,8 +472,10 @@ def build(
     by_key: dict[str, dict[str, Any]] = {}
     anonymous: list[dict[str, Any]] = []
     foreign = 0
+    # A history names its patient the same way in thousands of resources: parse each reference once.
+    references_seen: dict[str, bool] = {}
     for resource in resources:
-        if about_another_patient(resource, patient_id):
+        if _names_another_patient(resource, patient_id, references_seen):
             foreign += 1  # a misbehaving server or prefetch: never let it fire a card for this patient
             continue
         key = resource_key(resource)
@@ -409,7 +483,9 @@ def build(
             by_key[key] = resource
         else:
             anonymous.append(resource)
-    everything = list(by_key.values()) + anonymous
+    # (resource id, resource): the key is the id the facts cite, None for a resource without one.
+    everything: list[tuple[str | None, dict[str, Any]]] = list(by_key.items())
+    everything += [(None, resource) for resource in anonymous]
     medications = {k: v for k, v in by_key.items() if v.get("resourceType") == "Medication"}
 
     conditions: list[ConditionFact] = []
@@ -418,31 +494,15 @@ def build(
     results: dict[str, list[Result]] = {}
     her2_readings: list[tuple[datetime, Her2, str]] = []
 
-    for resource in everything:
+    for key, resource in everything:
         rtype = resource.get("resourceType")
-        if rtype == "Condition":
-            usable, active = _is_current_condition(resource)
-            if usable:
-                onset = (
-                    parse_datetime(resource.get("onsetDateTime"))
-                    or period_bounds(resource.get("onsetPeriod"))[0]
-                    or parse_datetime(resource.get("recordedDate"))
-                )
-                code = as_dict(resource.get("code"))
-                conditions.append(
-                    ConditionFact(
-                        resource_key(resource) or "", tuple(codings(code)), concept_text(code), onset, active
-                    )
-                )
-        elif rtype in {"MedicationRequest", "MedicationAdministration", "MedicationStatement"}:
-            event = _therapy_event(resource, terminology, medications)
-            if event:
-                therapy.append(event)
-        elif rtype == "Observation":
-            if as_str(resource.get("status")) not in VALID_OBSERVATION_STATUSES:
+        if rtype == "Observation":
+            status = resource.get("status")
+            if not isinstance(status, str) or status not in VALID_OBSERVATION_STATUSES:
                 continue
-            pairs = codings(resource.get("code"))
-            kind = terminology.observation_kind(pairs)
+            kind = terminology.observation_kind(codings(resource.get("code")))
+            if not kind:
+                continue
             if kind == "disease_status":
                 when, _ = effective_time(resource)
                 if when and terminology.has_qualifier(
@@ -455,11 +515,19 @@ def build(
                 when = when or parse_datetime(resource.get("issued"))
                 reading = _her2_reading(resource, terminology)
                 if when and reading != "unknown":
-                    her2_readings.append((when, reading, resource_key(resource) or "Observation"))
-            elif kind:
-                result = _observation_result(resource, kind)
+                    her2_readings.append((when, reading, key or "Observation"))
+            else:
+                result = _observation_result(resource, kind, key or "")
                 if result:
                     results.setdefault(kind, []).append(result)
+        elif rtype in THERAPY_TYPES:
+            event = _therapy_event(resource, rtype, key or "", terminology, medications)
+            if event:
+                therapy.append(event)
+        elif rtype == "Condition":
+            condition = _condition_fact(resource, key or "")
+            if condition:
+                conditions.append(condition)
 
     metastatic = [c for c in conditions if terminology.in_condition_set("metastatic", c.codes, c.text)]
     breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
@@ -477,7 +545,7 @@ def build(
     her2, evidence = _her2_status(her2_readings, conditions, terminology)
     therapy.sort(key=lambda e: e.start or FAR_FUTURE)
     for kind in results:
-        results[kind].sort(key=lambda r: r.when, reverse=True)
+        results[kind].sort(key=_WHEN, reverse=True)
     return PatientRecord(
         patient_id=patient_id,
         setting=setting,

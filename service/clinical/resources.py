@@ -16,6 +16,7 @@ from typing import Any
 Coding = tuple[str, str]  # (system, code)
 
 _DATE_ONLY = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+_NUMBER_TYPES = (int, float)
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -33,32 +34,51 @@ def as_str(value: Any) -> str | None:
 
 
 def as_number(value: Any) -> float | None:
+    if type(value) is float:  # the usual JSON decimal: float(value) would be value itself
+        return value if value - value == 0.0 else None
     # bool is an int in Python; a FHIR decimal never is.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         return None
     number = float(value)
-    return number if number == number and abs(number) != float("inf") else None
+    # x - x is 0.0 for every finite float and NaN for NaN and the infinities.
+    return number if number - number == 0.0 else None
 
 
 def codings(concept: Any) -> list[Coding]:
     """(system, code) pairs of a CodeableConcept or a bare Coding; malformed entries are skipped."""
-    concept = as_dict(concept)
-    raw = concept.get("coding") if "coding" in concept else [concept]
+    # Called for every coded element of every resource: the as_dict/as_list/as_str steps are inlined.
+    if not isinstance(concept, dict):
+        return []
+    if "coding" in concept:
+        raw = concept["coding"]
+        if not isinstance(raw, list):
+            raw = () if raw is None else (raw,)
+    else:
+        raw = (concept,)
     pairs: list[Coding] = []
-    for coding in as_list(raw):
-        coding = as_dict(coding)
-        code = as_str(coding.get("code"))
-        if code:
-            pairs.append((as_str(coding.get("system")) or "", code.strip()))
+    for coding in raw:
+        if isinstance(coding, dict):
+            code = coding.get("code")
+            if isinstance(code, str):
+                code = code.strip()
+                if code:
+                    system = coding.get("system")
+                    pairs.append((system if isinstance(system, str) and system.strip() else "", code))
     return pairs
 
 
 def concept_text(concept: Any) -> str:
     """Everything human-readable in a CodeableConcept: text and every coding display."""
-    concept = as_dict(concept)
-    parts = [as_str(concept.get("text")) or ""]
-    parts += [as_str(as_dict(c).get("display")) or "" for c in as_list(concept.get("coding"))]
-    return " ".join(part for part in parts if part)
+    if not isinstance(concept, dict):
+        return ""
+    text = concept.get("text")
+    parts = [text] if isinstance(text, str) and text.strip() else []
+    for coding in as_list(concept.get("coding")):
+        if isinstance(coding, dict):
+            display = coding.get("display")
+            if isinstance(display, str) and display.strip():
+                parts.append(display)
+    return " ".join(parts)
 
 
 def parse_datetime(value: Any) -> datetime | None:
@@ -67,12 +87,14 @@ def parse_datetime(value: Any) -> datetime | None:
     Partial dates (2024, 2024-05) fall on the first day; a dateTime without a zone is read as UTC,
     because a wrong zone moves a lab by hours while dropping it would lose it.
     """
-    text = as_str(value)
-    if text is None:
+    if not isinstance(value, str):
         return None
-    text = text.strip()
+    text = value.strip()
+    if not text:
+        return None
     try:
-        if _DATE_ONLY.match(text):
+        # _DATE_ONLY matches at most 10 characters: longer (full dateTime) texts skip the regex.
+        if len(text) <= 10 and _DATE_ONLY.match(text):
             parts = [int(p) for p in text.split("-")] + [1, 1]
             return datetime.combine(date(parts[0], parts[1], parts[2]), time(), tzinfo=UTC)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -84,30 +106,62 @@ def parse_datetime(value: Any) -> datetime | None:
 
 
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:
-    period = as_dict(period)
-    return parse_datetime(period.get("start")), parse_datetime(period.get("end"))
+    if not isinstance(period, dict):
+        return None, None
+    start, end = period.get("start"), period.get("end")
+    return (
+        None if start is None else parse_datetime(start),
+        None if end is None else parse_datetime(end),
+    )
+
+
+# effective[x] then occurrence[x]: (dateTime, instant, Period) element names, spelled out once.
+_TIME_ELEMENTS = (
+    ("effectiveDateTime", "effectiveInstant", "effectivePeriod"),
+    ("occurrenceDateTime", "occurrenceInstant", "occurrencePeriod"),
+)
 
 
 def effective_time(resource: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     """(start, end) of effective[x] / occurrence[x], as Observation and the medication resources use it."""
-    for prefix in ("effective", "occurrence"):
-        moment = parse_datetime(resource.get(f"{prefix}DateTime")) or parse_datetime(
-            resource.get(f"{prefix}Instant")
-        )
+    for date_time, instant, period in _TIME_ELEMENTS:
+        value = resource.get(date_time)
+        moment = None if value is None else parse_datetime(value)
+        if moment is None:
+            value = resource.get(instant)
+            moment = None if value is None else parse_datetime(value)
         if moment:
             return moment, moment
-        start, end = period_bounds(resource.get(f"{prefix}Period"))
-        if start or end:
-            return start or end, end
+        value = resource.get(period)
+        if value is not None:
+            start, end = period_bounds(value)
+            if start or end:
+                return start or end, end
     return None, None
 
 
 def reference_parts(reference: Any) -> tuple[str | None, str | None]:
     """("MedicationRequest", "123") from a Reference or a reference string; ("#", "med1") if contained."""
-    text = as_str(as_dict(reference).get("reference")) if isinstance(reference, dict) else as_str(reference)
+    text = reference.get("reference") if isinstance(reference, dict) else reference
+    if not isinstance(text, str):
+        return None, None
+    # Fast path for the common "Type/id": one slash, nothing to strip, not contained, no _history.
+    rtype, slash, rid = text.partition("/")
+    if (
+        slash
+        and rtype
+        and rid
+        and "/" not in rid
+        and not rtype[0].isspace()
+        and not rid[-1].isspace()
+        and rtype[0] != "#"
+        and rtype != "_history"
+        and rid != "_history"
+    ):
+        return rtype, rid
+    text = text.strip()
     if not text:
         return None, None
-    text = text.strip()
     if text.startswith("#"):
         return "#", text[1:]
     segments = [s for s in text.split("/") if s]
@@ -119,8 +173,10 @@ def reference_parts(reference: Any) -> tuple[str | None, str | None]:
 
 
 def resource_key(resource: dict[str, Any]) -> str | None:
-    rtype, rid = as_str(resource.get("resourceType")), as_str(resource.get("id"))
-    return f"{rtype}/{rid}" if rtype and rid else None
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    if isinstance(rtype, str) and isinstance(rid, str) and rtype.strip() and rid.strip():
+        return f"{rtype}/{rid}"
+    return None
 
 
 def bundle_resources(value: Any) -> Iterator[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -40,6 +40,19 @@ class DrugFamily:
     text_pattern: re.Pattern[str] | None
 
 
+def _first_ranks(code_sets: Iterable[frozenset[Coding]]) -> dict[Coding, int]:
+    """Each coding's position among code_sets, the first set naming it winning.
+
+    The matchers used to try the sets in order and return the first one any coding is in; the
+    lowest rank among a resource's codings is that same answer, found with one lookup per coding.
+    """
+    ranks: dict[Coding, int] = {}
+    for rank, codes in enumerate(code_sets):
+        for coding in codes:
+            ranks.setdefault(coding, rank)
+    return ranks
+
+
 @dataclass(frozen=True)
 class Terminology:
     systems: dict[str, str]
@@ -48,13 +61,27 @@ class Terminology:
     conditions: dict[str, dict[str, Any]]
     qualifiers: dict[str, frozenset[str]]
     lab_panels: dict[str, dict[str, Any]]
+    # Derived from the fields above (which nothing mutates): the order-respecting lookups.
+    _drug_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
+    _observation_kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _observation_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_drug_ranks", _first_ranks(d.codes for d in self.drugs))
+        object.__setattr__(self, "_observation_kinds", tuple(self.observations))
+        object.__setattr__(self, "_observation_ranks", _first_ranks(self.observations.values()))
 
     # -- drugs ---------------------------------------------------------------------------------
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
-        normalised = {self._normalise(system, code) for system, code in coding_list}
-        for drug in self.drugs:
-            if drug.codes & normalised:
-                return drug.family
+        """The first family, in terminology order, naming any of the codings; else by text."""
+        ranks = self._drug_ranks
+        best: int | None = None
+        for system, code in coding_list:
+            rank = ranks.get(self._normalise(system, code))
+            if rank is not None and (best is None or rank < best):
+                best = rank
+        if best is not None:
+            return self.drugs[best].family
         if text:
             for drug in self.drugs:
                 if drug.text_pattern and drug.text_pattern.search(text):
@@ -74,11 +101,14 @@ class Terminology:
 
     # -- observations and conditions ------------------------------------------------------------
     def observation_kind(self, coding_list: Iterable[Coding]) -> str | None:
-        pairs = set(coding_list)
-        for kind, codes in self.observations.items():
-            if codes & pairs:
-                return kind
-        return None
+        """The first kind, in terminology order, naming any of the codings."""
+        ranks = self._observation_ranks
+        best: int | None = None
+        for coding in coding_list:
+            rank = ranks.get(coding)
+            if rank is not None and (best is None or rank < best):
+                best = rank
+        return None if best is None else self._observation_kinds[best]
 
     def in_condition_set(self, name: str, coding_list: Iterable[Coding], text: str = "") -> bool:
         spec = self.conditions[name]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from service.clinical.resources import as_dict, as_number, as_str
+from service.clinical.resources import as_number
 
 # factor to multiply the value by to get cells per mm3 (= per uL)
 _PLATELET_FACTORS = {
@@ -47,32 +47,60 @@ _ANNOTATION = re.compile(r"\{[^}]*\}")
 
 def unit_key(quantity: Any) -> str:
     """The UCUM code if present, else the human unit; lower-cased, spaces and annotations dropped."""
-    quantity = as_dict(quantity)
-    raw = as_str(quantity.get("code")) or as_str(quantity.get("unit")) or ""
+    if not isinstance(quantity, dict):
+        return ""
+    raw = quantity.get("code")
+    if not (isinstance(raw, str) and raw.strip()):
+        raw = quantity.get("unit")
+        if not (isinstance(raw, str) and raw.strip()):
+            return ""
+    key = _UNIT_KEYS.get(raw)
+    if key is None:
+        key = _normalised_unit(raw)
+        if len(_UNIT_KEYS) < _UNIT_KEYS_KEPT and len(raw) <= 40:
+            _UNIT_KEYS[raw] = key
+    return key
+
+
+def _normalised_unit(raw: str) -> str:
     key = raw.strip().lower().replace(" ", "")
     return key if key in _PLATELET_FACTORS else _ANNOTATION.sub("", key)
 
 
+# unit_key per unit text: a lab system writes a handful of spellings thousands of times. Bounded,
+# because the text comes from the request; past the bound keys are computed each time.
+_UNIT_KEYS: dict[str, str] = {}
+_UNIT_KEYS_KEPT = 512
+
+
+def _value(quantity: Any) -> float | None:
+    return as_number(quantity.get("value")) if isinstance(quantity, dict) else None
+
+
 def platelets_per_mm3(quantity: Any) -> float | None:
-    value = as_number(as_dict(quantity).get("value"))
+    value = _value(quantity)
+    if value is None:
+        return None
     factor = _PLATELET_FACTORS.get(unit_key(quantity))
-    return None if value is None or factor is None else value * factor
+    return None if factor is None else value * factor
 
 
 def weight_kg(quantity: Any) -> float | None:
-    value = as_number(as_dict(quantity).get("value"))
+    value = _value(quantity)
+    if value is None:
+        return None
     factor = _WEIGHT_FACTORS.get(unit_key(quantity))
-    return None if value is None or factor is None else value * factor
+    return None if factor is None else value * factor
 
 
 def percent(quantity: Any) -> float | None:
-    value = as_number(as_dict(quantity).get("value"))
+    value = _value(quantity)
     return value if value is not None and unit_key(quantity) in _PERCENT else None
 
 
 def comparable(kind: str, quantity: Any) -> tuple[float, str] | None:
     """A liver test value in a canonical unit, so result and ULN can be divided."""
-    value = as_number(as_dict(quantity).get("value"))
+    value = _value(quantity)
     if value is None:
         return None
     key = unit_key(quantity)
