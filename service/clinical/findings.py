@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from service.clinical.knowledge import Knowledge
 from service.clinical.orders import DraftOrder
 from service.clinical.record import PatientRecord
 from service.clinical.terminology import Terminology
 
+T = TypeVar("T")
 Indicator = Literal["info", "warning", "critical"]
 Hook = Literal["order-select", "order-sign", "patient-view"]
 
@@ -65,6 +67,17 @@ class RuleContext:
     draft_orders: tuple[DraftOrder, ...] = ()
     dose_time: datetime | None = None  # when the next dose is planned
     notes: list[str] = field(default_factory=list)
+    # Facts several rules derive from the record (the T-DM1 doses, the placed HER2 therapy), kept
+    # for this context: the engine runs every rule on one context, and the record never changes.
+    _memo: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def memo(self, key: Hashable, build: Callable[[], T]) -> T:
+        """build(), computed once per key for this context."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = build()
+            return value
 
     @property
     def cycle(self) -> timedelta:

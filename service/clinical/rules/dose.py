@@ -61,7 +61,8 @@ def documented_level(ctx: RuleContext) -> tuple[float | None, TherapyEvent | Non
     knowledge, tolerance = ctx.params.knowledge, ctx.params.dose_tolerance
     lowest: tuple[float, TherapyEvent] | None = None
     unconverted = 0
-    for event in record.events(TDM1):
+    levels: dict[float, float | None] = {}  # a course repeats a few doses: place each value once
+    for event in course.tdm1_events(ctx):
         if event.kind == "statement" or (event.kind == "administration" and not event.is_dose_given):
             continue
         if event.start is None or event.start > ctx.now or event.dose is None:
@@ -72,7 +73,9 @@ def documented_level(ctx: RuleContext) -> tuple[float | None, TherapyEvent | Non
         if value is None:
             unconverted += 1
             continue
-        level = dosing.ladder_level(value, knowledge, tolerance)
+        if value not in levels:
+            levels[value] = dosing.ladder_level(value, knowledge, tolerance)
+        level = levels[value]
         if level is not None and (lowest is None or level < lowest[0]):
             lowest = (level, event)
     return (lowest[0], lowest[1], unconverted) if lowest else (None, None, unconverted)

@@ -24,6 +24,7 @@ from service.clinical.resources import as_dict, as_list, as_str
 from service.clinical.suggestions import InvalidSuggestion, validated
 from service.clinical.terminology import TDM1, TDXD, TRASTUZUMAB
 
+LADDER = "dosing.reduction-ladder"  # the knowledge entry of the T-DM1 dose levels
 # Float noise: 3.6 × 1.05 is 3.7800000000000002; a dose of exactly 3.78 is within tolerance.
 _EPSILON = 1e-9
 # Orders in mg are rounded to whole milligrams: vials are 100/160 mg at 20 mg/mL.
@@ -48,8 +49,12 @@ def within(value: float, level: float, tolerance: float) -> bool:
 
 
 def ladder(knowledge: Knowledge) -> tuple[float, ...]:
-    """T-DM1 levels, highest first."""
-    return tuple(sorted(knowledge.value("dosing.reduction-ladder")["levels_mg_per_kg"], reverse=True))
+    """T-DM1 levels, highest first (sorted once per Knowledge: every past dose is placed on it)."""
+    return knowledge.derived(("sorted", LADDER), lambda: _sorted_ladder(knowledge))
+
+
+def _sorted_ladder(knowledge: Knowledge) -> tuple[float, ...]:
+    return tuple(sorted(knowledge.value(LADDER)["levels_mg_per_kg"], reverse=True))
 
 
 def maximum(knowledge: Knowledge) -> float:
@@ -57,9 +62,13 @@ def maximum(knowledge: Knowledge) -> float:
 
 
 def ladder_level(value: float, knowledge: Knowledge, tolerance: float) -> float | None:
-    """The ladder level this dose is (within tolerance), else None."""
-    matches = [level for level in ladder(knowledge) if within(value, level, tolerance)]
-    return min(matches, key=lambda level: abs(value - level)) if matches else None
+    """The ladder level this dose is (within tolerance), else None; of two, the nearer (the first
+    in ladder order when both are as near)."""
+    nearest = None
+    for level in ladder(knowledge):
+        if within(value, level, tolerance) and (nearest is None or abs(value - level) < abs(value - nearest)):
+            nearest = level
+    return nearest
 
 
 def allowed_level(

@@ -33,7 +33,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     record, terminology = ctx.record, ctx.params.terminology
     if record.setting != "metastatic" or ctx.order is None:
         return []
-    placed = [(e, course.placement(e, record, terminology)) for e in course.her2_events(record, terminology)]
+    placed = course.placed_her2_events(ctx)
     if any(where == "advanced" for _e, where in placed):
         return []
     if any(where == "unknown" for _e, where in placed):

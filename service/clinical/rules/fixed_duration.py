@@ -69,7 +69,7 @@ def _order_has_end(ctx: RuleContext) -> list[Finding]:
 
 def _course_stopped(ctx: RuleContext) -> list[Finding]:
     record, terminology = ctx.record, ctx.params.terminology
-    current = course.tdm1_course(record, ctx.now)
+    current = course.current_course(ctx)
     if current is None or current.active or current.start is None or current.stopped_at is None:
         return []
     course_events = [e for e in current.events if e.start and e.start >= current.start]

@@ -35,6 +35,7 @@ from datetime import datetime
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.knowledge import Entry
 from service.clinical.record import CONDITIONS, OBSERVATIONS, Result
+from service.clinical.rules import course
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -181,7 +182,7 @@ def _earlier_discontinuation(
 ) -> list[tuple[tables.Band | None, str, str]]:
     """Permanent-discontinuation levels met on T-DM1 before the lab window: a recovered value since
     does not lift them. (band, headline, line); band None for the Hy's-law pattern."""
-    first = ctx.record.first_tdm1_date()
+    first = course.first_tdm1_date(ctx)
     if first is None:
         return []
     graded: dict[str, list[tuple[Result, float]]] = {}
@@ -198,7 +199,9 @@ def _earlier_discontinuation(
     for kind, items in graded.items():
         grading = tables.grading_for(ctx, TABLES[kind])
         for result, times in items:
-            band = _graded(grading, times)
+            # Only a discontinue row (the most severe rank) matters here: the others are not graded.
+            chosen = grading.worst({"times_uln": times}, at_least=tables.ACTION_RANK["discontinue"])
+            band = chosen[0] if chosen else None
             if band is not None and band.action == "discontinue":
                 out.append(
                     (

@@ -23,8 +23,7 @@ from typing import Any, NamedTuple
 from service.clinical.findings import Action, RuleContext, Suggestion
 from service.clinical.knowledge import Entry, Knowledge, KnowledgeError
 from service.clinical.record import MEDICATION_HISTORY, Result
-from service.clinical.rules import dosing
-from service.clinical.terminology import TDM1
+from service.clinical.rules import course, dosing
 
 # criterion key → (measure it reads, comparison of measure against the row's number)
 CRITERIA: dict[str, tuple[str, Callable[[float, float], bool]]] = {
@@ -195,9 +194,10 @@ class Grading:
         rows.sort(key=lambda row: -row[0])
         return tuple(rows)
 
-    def worst(self, measures: Mapping[str, float | None]) -> list[Band]:
+    def worst(self, measures: Mapping[str, float | None], at_least: int = 1) -> list[Band]:
+        """The most severe rows that apply, if they are at least `at_least` severe."""
         found: list[Band] = []
-        top = 0
+        top = at_least
         for severity, band, criteria in self.rows:
             if severity < top:
                 break
@@ -261,10 +261,9 @@ def reduce_event_since_last_dose(
             "dose level' rows: the medication history could not be read."
         )
         return None
-    doses = [e for e in ctx.record.doses_given(TDM1) if e.start]
-    if not doses:
+    last = course.last_tdm1_dose_start(ctx)
+    if last is None:
         return None
-    last = max(e.start for e in doses if e.start)
     for result in ctx.record.results_of(kind):  # newest first
         if result.when <= last:
             break
@@ -278,7 +277,7 @@ def reduce_event_since_last_dose(
 
 def reduced_since_last_dose(ctx: RuleContext) -> tuple[bool | None, str]:
     """(is the ordered dose below the last dose given, text of the last dose); None when unknowable."""
-    doses = sorted((e for e in ctx.record.doses_given(TDM1) if e.start), key=lambda e: e.start or ctx.now)
+    doses = sorted((e for e in course.tdm1_doses(ctx) if e.start), key=lambda e: e.start or ctx.now)
     if not doses or ctx.order is None:
         return None, ""
     last = doses[-1]

@@ -24,8 +24,11 @@ business. Setting unknown: both tables, the more severe row wins (see label_tabl
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result
+from service.clinical.rules import course
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -33,10 +36,9 @@ RULE_ID = "lvef-decline"
 TABLES = {"metastatic": ("mbc.lvef",), "early": ("ebc.lvef",)}
 
 
-def baseline(record: PatientRecord, latest: Result) -> Result | None:
-    """The last LVEF before the first T-DM1 dose, else the earliest on record; never `latest` itself
-    once T-DM1 has been given (a single post-treatment LVEF has no baseline to fall from)."""
-    first = record.first_tdm1_date()
+def baseline(record: PatientRecord, latest: Result, first: datetime | None) -> Result | None:
+    """The last LVEF before the first T-DM1 dose (`first`), else the earliest on record; never `latest`
+    itself once T-DM1 has been given (a single post-treatment LVEF has no baseline to fall from)."""
     readable = [r for r in record.results_of("lvef") if r.readable and r.when <= latest.when]
     if first is None:
         return latest  # not started: today's LVEF is the baseline
@@ -70,7 +72,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     latest = record.latest("lvef", until=ctx.now)
     if latest is None or latest.value is None:
         return []
-    base = baseline(record, latest)
+    first = course.first_tdm1_date(ctx)
+    base = baseline(record, latest, first)
     fall = None if base is None or base.value is None else round(base.value - latest.value, 3)
     chosen, undecided = _hold_rows(lvef_tables, latest, base)
     if not chosen:
@@ -81,7 +84,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 "It cannot be graded: compare with the pre-treatment LVEF before the dose."
             )
         return []
-    previous = _previous_on_treatment(record, latest)
+    previous = _previous_on_treatment(record, latest, first)
     confirmed = previous is not None and bool(_hold_rows(lvef_tables, previous, base)[0])
     band = chosen[0]
     return [
@@ -122,13 +125,13 @@ def _hold_rows(
     return tables.worst(applying), bool(tables.worst(undecided))
 
 
-def _previous_on_treatment(record: PatientRecord, latest: Result) -> Result | None:
-    """The LVEF before the latest one, if taken on T-DM1: the repeat the hold rows ask for.
+def _previous_on_treatment(record: PatientRecord, latest: Result, first: datetime | None) -> Result | None:
+    """The LVEF before the latest one, if taken on T-DM1 (first dose `first`): the repeat the hold
+    rows ask for.
 
     Two consecutive on-treatment LVEFs at a hold level mean the decline is confirmed, or has not
     recovered, which both tables answer with "discontinue".
     """
-    first = record.first_tdm1_date()
     if first is None:
         return None
     earlier = [r for r in record.results_of("lvef") if r.readable and r.when < latest.when]

@@ -97,7 +97,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
 def ongoing_tdm1(ctx: RuleContext) -> datetime | None:
     """The last T-DM1 activity if the record shows a T-DM1 course still going on, else None."""
     record, terminology = ctx.record, ctx.params.terminology
-    current = course.tdm1_course(record, ctx.now)
+    current = course.current_course(ctx)
     if current is None or not current.active or current.start is None:
         return None
     start = current.start

@@ -73,7 +73,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     if record.has_condition(terminology, "interstitial_lung_disease", active_only=False):
         return []
-    placed = [(e, course.placement(e, record, terminology)) for e in course.her2_events(record, terminology)]
+    placed = course.placed_her2_events(ctx)
     if any(e.family == TDM1 and e.is_dose_given and where == "advanced" for e, where in placed):
         return []
     others = [(e, where) for e, where in placed if e.family not in (TDM1, TDXD)]

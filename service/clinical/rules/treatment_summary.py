@@ -25,7 +25,7 @@ def _dose_text(event: course.TherapyEvent | None) -> str:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    current = course.tdm1_course(ctx.record, ctx.now)
+    current = course.current_course(ctx)
     if current is None:
         return []
     last = current.last_dose
