@@ -15,7 +15,7 @@ unreadable are kept with the reason, so a rule can say so instead of firing on t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Literal
@@ -194,6 +194,76 @@ _NO_CODES: frozenset[str] = frozenset()
 _WHEN = attrgetter("when")
 
 
+# Result and TherapyEvent are frozen: their generated __init__ pays one object.__setattr__ per
+# field, a third of the cost of reading a lab. build() makes one per lab and per therapy resource,
+# so it fills the instance dict directly instead. The instances are the same (same class, same
+# fields in declaration order, still frozen); _check_fast_constructors keeps the lists in step
+# with the classes, and tests/unit/test_record_equivalence.py compares them with the constructors.
+_new = object.__new__
+
+
+def _result(
+    kind: str,
+    when: datetime,
+    resource_id: str,
+    value: float | None,
+    unit: str,
+    uln: float | None,
+    problem: str,
+) -> Result:
+    result = _new(Result)
+    result.__dict__.update(
+        {
+            "kind": kind,
+            "when": when,
+            "resource_id": resource_id,
+            "value": value,
+            "unit": unit,
+            "uln": uln,
+            "problem": problem,
+        }
+    )
+    return result
+
+
+def _therapy(
+    family: str,
+    kind: Literal["request", "administration", "statement"],
+    resource_id: str,
+    status: str,
+    start: datetime | None,
+    end: datetime | None,
+    dose: Dose | None,
+    intents: frozenset[str],
+    status_reasons: frozenset[str],
+) -> TherapyEvent:
+    event = _new(TherapyEvent)
+    event.__dict__.update(
+        {
+            "family": family,
+            "kind": kind,
+            "resource_id": resource_id,
+            "status": status,
+            "start": start,
+            "end": end,
+            "dose": dose,
+            "intents": intents,
+            "status_reasons": status_reasons,
+        }
+    )
+    return event
+
+
+def _check_fast_constructors() -> None:
+    for cls, maker in ((Result, _result), (TherapyEvent, _therapy)):
+        names = tuple(f.name for f in fields(cls))
+        if names != maker.__code__.co_varnames[: maker.__code__.co_argcount] or hasattr(cls, "__post_init__"):
+            raise TypeError(f"{maker.__name__} no longer builds a {cls.__name__}: update it with the class")
+
+
+_check_fast_constructors()
+
+
 def _dose(quantity: Any) -> Dose | None:
     if not isinstance(quantity, dict):
         return None
@@ -324,55 +394,46 @@ def _therapy_event(
     intents, reasons = _intents(resource), _status_reasons(resource)
     if rtype == "MedicationRequest":
         start, end = _request_period(resource)
-        return TherapyEvent(
-            family, "request", rid, status, start, end, request_dose(resource), intents, reasons
-        )
+        return _therapy(family, "request", rid, status, start, end, request_dose(resource), intents, reasons)
     start, end = effective_time(resource)
     if rtype == "MedicationAdministration":
         dosage = resource.get("dosage")
         dose = _dose(dosage.get("dose")) if isinstance(dosage, dict) else None
-        return TherapyEvent(family, "administration", rid, status, start, end, dose, intents, reasons)
+        return _therapy(family, "administration", rid, status, start, end, dose, intents, reasons)
     if start == end and status in _STILL_TAKING:
         end = None
-    return TherapyEvent(family, "statement", rid, status, start, end, None, intents, reasons)
+    return _therapy(family, "statement", rid, status, start, end, None, intents, reasons)
 
 
-def _observation_time(resource: dict[str, Any]) -> datetime | None:
-    """effective[x] start (effectiveDateTime, the usual one, tried first), else issued."""
+def _observation_result(resource: dict[str, Any], kind: str, rid: str) -> Result | None:
+    # effective[x] start, else issued; effectiveDateTime, the usual one, is tried first.
     value = resource.get("effectiveDateTime")
     when = None if value is None else parse_datetime(value)
     if when is None:
         when = effective_time(resource)[0] or parse_datetime(resource.get("issued"))
-    return when
-
-
-def _observation_result(resource: dict[str, Any], kind: str, rid: str) -> Result | None:
-    when = _observation_time(resource)
-    if when is None:
-        return None  # an undated result cannot be placed before or after a dose
+        if when is None:
+            return None  # an undated result cannot be placed before or after a dose
     quantity = resource.get("valueQuantity")
     if not isinstance(quantity, dict) or not quantity:
-        return Result(kind=kind, when=when, resource_id=rid, problem="no numeric value")
+        return _result(kind, when, rid, None, "", None, "no numeric value")
     if kind == "platelets":
         value = units.platelets_per_mm3(quantity)
-        return Result(
-            kind, when, rid, value, "/mm3", problem="" if value is not None else _unit_problem(quantity)
-        )
+        return _result(kind, when, rid, value, "/mm3", None, _value_problem(value, quantity))
     if kind == "weight":
         value = units.weight_kg(quantity)
-        return Result(
-            kind, when, rid, value, "kg", problem="" if value is not None else _unit_problem(quantity)
-        )
+        return _result(kind, when, rid, value, "kg", None, _value_problem(value, quantity))
     if kind == "lvef":
         value = units.percent(quantity)
-        return Result(
-            kind, when, rid, value, "%", problem="" if value is not None else _unit_problem(quantity)
-        )
+        return _result(kind, when, rid, value, "%", None, _value_problem(value, quantity))
     measured = units.comparable(kind, quantity)
     if measured is None:
-        return Result(kind=kind, when=when, resource_id=rid, problem=_unit_problem(quantity))
+        return _result(kind, when, rid, None, "", None, _unit_problem(quantity))
     value, unit = measured
-    return Result(kind, when, rid, value, unit, uln=_uln(resource, kind, quantity))
+    return _result(kind, when, rid, value, unit, _uln(resource, kind, quantity), "")
+
+
+def _value_problem(value: float | None, quantity: dict[str, Any]) -> str:
+    return "" if value is not None else _unit_problem(quantity)
 
 
 def _unit_problem(quantity: dict[str, Any]) -> str:
@@ -386,12 +447,12 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> float
         return None
     for reference_range in ranges if isinstance(ranges, list) else (ranges,):
         high = reference_range.get("high") if isinstance(reference_range, dict) else None
-        if not isinstance(high, dict) or as_number(high.get("value")) is None:
+        if not isinstance(high, dict):
             continue
         # A range stated without a unit is in the result's unit: that is how labs print it.
         if not (high.get("code") or high.get("unit")):
             high = {**high, "code": quantity.get("code"), "unit": quantity.get("unit")}
-        measured = units.comparable(kind, high)
+        measured = units.comparable(kind, high)  # None too when high has no readable value
         if measured and measured[0] > 0:
             return measured[0]
     return None
@@ -431,18 +492,21 @@ def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
 
 def _names_another_patient(resource: dict[str, Any], patient_id: str, seen: dict[str, bool]) -> bool:
     """about_another_patient, remembering the answer per reference text in `seen`."""
-    for element in ("subject", "patient"):
-        reference = resource.get(element)
-        text = reference.get("reference") if isinstance(reference, dict) else reference
-        if not isinstance(text, str):
-            continue  # reference_parts reads nothing from it: names no patient
-        other = seen.get(text)
-        if other is None:
-            rtype, rid = reference_parts(text)
-            other = seen[text] = rtype == "Patient" and bool(rid) and rid != patient_id
-        if other:
-            return True
-    return False
+    subject, patient = resource.get("subject"), resource.get("patient")
+    return (subject is not None and _names_other(subject, patient_id, seen)) or (
+        patient is not None and _names_other(patient, patient_id, seen)
+    )
+
+
+def _names_other(reference: Any, patient_id: str, seen: dict[str, bool]) -> bool:
+    text = reference.get("reference") if isinstance(reference, dict) else reference
+    if not isinstance(text, str):
+        return False  # reference_parts reads nothing from it: names no patient
+    other = seen.get(text)
+    if other is None:
+        rtype, rid = reference_parts(text)
+        other = seen[text] = rtype == "Patient" and bool(rid) and rid != patient_id
+    return other
 
 
 def about_another_patient(resource: dict[str, Any], patient_id: str) -> bool:

@@ -100,8 +100,11 @@ def parse_datetime(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+    zone = parsed.tzinfo
+    if zone is UTC:  # "Z" and "+00:00" parse to the UTC singleton: astimezone(UTC) would return it as is
+        return parsed
+    if zone is None:
+        return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 
 

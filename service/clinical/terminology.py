@@ -74,10 +74,10 @@ class Terminology:
     # -- drugs ---------------------------------------------------------------------------------
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
         """The first family, in terminology order, naming any of the codings; else by text."""
-        ranks = self._drug_ranks
+        ranks, ndc = self._drug_ranks, self.systems["ndc"]
         best: int | None = None
         for system, code in coding_list:
-            rank = ranks.get(self._normalise(system, code))
+            rank = ranks.get((system, normalise_ndc(code)) if system == ndc else (system, code))
             if rank is not None and (best is None or rank < best):
                 best = rank
         if best is not None:

@@ -74,7 +74,12 @@ _UNIT_KEYS_KEPT = 512
 
 
 def _value(quantity: Any) -> float | None:
-    return as_number(quantity.get("value")) if isinstance(quantity, dict) else None
+    if not isinstance(quantity, dict):
+        return None
+    value = quantity.get("value")
+    if type(value) is float and value - value == 0.0:  # as_number's answer for a finite float
+        return value
+    return as_number(value)
 
 
 def platelets_per_mm3(quantity: Any) -> float | None:
@@ -100,9 +105,13 @@ def percent(quantity: Any) -> float | None:
 
 def comparable(kind: str, quantity: Any) -> tuple[float, str] | None:
     """A liver test value in a canonical unit, so result and ULN can be divided."""
-    value = _value(quantity)
-    if value is None:
+    if not isinstance(quantity, dict):
         return None
+    value = quantity.get("value")  # twice per liver test (value and ULN): _value inlined
+    if type(value) is not float or value - value != 0.0:
+        value = as_number(value)
+        if value is None:
+            return None
     key = unit_key(quantity)
     if kind == "bilirubin":
         factor = _BILIRUBIN_TO_MG_DL.get(key)
