@@ -294,8 +294,8 @@ def request_dose(resource: dict[str, Any]) -> Dose | None:
 
 def medication_concept(resource: dict[str, Any], medications: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """medicationCodeableConcept, or the code of a contained or referenced Medication."""
-    concept = as_dict(resource.get("medicationCodeableConcept"))
-    if concept:
+    concept = resource.get("medicationCodeableConcept")
+    if isinstance(concept, dict) and concept:
         return concept
     rtype, rid = reference_parts(resource.get("medicationReference"))
     if rtype == "#":
@@ -351,17 +351,12 @@ def _status_reasons(resource: dict[str, Any]) -> frozenset[str]:
     return frozenset(code for concept in as_list(reasons) for _s, code in codings(concept))
 
 
-def _status(resource: dict[str, Any]) -> str:
-    status = resource.get("status")
-    return status if isinstance(status, str) and status.strip() else "unknown"
-
-
-def _excluded_therapy_status(rtype: str, status: str) -> bool:
-    if rtype == "MedicationRequest":
-        return status in EXCLUDED_REQUEST_STATUSES
-    if rtype == "MedicationAdministration":
-        return status == "entered-in-error" or status == "not-done"
-    return status in EXCLUDED_STATEMENT_STATUSES
+# Per THERAPY_TYPE, the statuses whose resource is no therapy event at all.
+_EXCLUDED_THERAPY_STATUSES = {
+    "MedicationRequest": EXCLUDED_REQUEST_STATUSES,
+    "MedicationAdministration": frozenset({"entered-in-error", "not-done"}),
+    "MedicationStatement": EXCLUDED_STATEMENT_STATUSES,
+}
 
 
 def _request_period(resource: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
@@ -370,7 +365,8 @@ def _request_period(resource: dict[str, Any]) -> tuple[datetime | None, datetime
     for instruction in as_list(resource.get("dosageInstruction")):
         timing = instruction.get("timing") if isinstance(instruction, dict) else None
         repeat = timing.get("repeat") if isinstance(timing, dict) else None
-        start, end = period_bounds(repeat.get("boundsPeriod")) if isinstance(repeat, dict) else (None, None)
+        bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
+        start, end = (None, None) if bounds is None else period_bounds(bounds)
         if start or end:
             break
     return start or parse_datetime(resource.get("authoredOn")), end
@@ -384,9 +380,11 @@ def _therapy_event(
     medications: dict[str, dict[str, Any]],
 ) -> TherapyEvent | None:
     """One of the THERAPY_TYPES as a dated event of a drug family, or None when it does not count."""
-    status = _status(resource)
+    status = resource.get("status")
+    if not (isinstance(status, str) and status.strip()):
+        status = "unknown"
     # Status first: it is the cheap test, and every step after it is pure.
-    if _excluded_therapy_status(rtype, status):
+    if status in _EXCLUDED_THERAPY_STATUSES[rtype]:
         return None
     family = medication_family(resource, terminology, medications)
     if family is None:

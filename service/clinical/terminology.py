@@ -54,6 +54,15 @@ def _first_ranks(code_sets: Iterable[frozenset[Coding]]) -> dict[Coding, int]:
 
 
 @dataclass(frozen=True)
+class ConditionSet:
+    """One entry of `conditions`, read once: SNOMED codes, ICD-10-CM prefixes, text phrases."""
+
+    snomed: tuple[str, ...]
+    icd10cm_prefixes: tuple[str, ...]
+    phrases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Terminology:
     systems: dict[str, str]
     drugs: tuple[DrugFamily, ...]
@@ -65,11 +74,21 @@ class Terminology:
     _drug_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
     _observation_kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _observation_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
+    _condition_sets: dict[str, ConditionSet] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_drug_ranks", _first_ranks(d.codes for d in self.drugs))
         object.__setattr__(self, "_observation_kinds", tuple(self.observations))
         object.__setattr__(self, "_observation_ranks", _first_ranks(self.observations.values()))
+        condition_sets = {
+            name: ConditionSet(
+                tuple(spec.get("snomed", ())),
+                tuple(spec.get("icd10cm_prefix", ())),
+                tuple(spec.get("text", ())),
+            )
+            for name, spec in self.conditions.items()
+        }
+        object.__setattr__(self, "_condition_sets", condition_sets)
 
     # -- drugs ---------------------------------------------------------------------------------
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
@@ -111,15 +130,16 @@ class Terminology:
         return None if best is None else self._observation_kinds[best]
 
     def in_condition_set(self, name: str, coding_list: Iterable[Coding], text: str = "") -> bool:
-        spec = self.conditions[name]
+        spec = self._condition_sets[name]
         snomed, icd = self.systems["snomed"], self.systems["icd10cm"]
         for system, code in coding_list:
-            if system == snomed and code in spec.get("snomed", ()):
+            if system == snomed and code in spec.snomed:
                 return True
-            if system == icd and any(code.upper().startswith(p) for p in spec.get("icd10cm_prefix", ())):
+            # str.startswith with a tuple: any of the prefixes (none: code.upper() is not needed).
+            if system == icd and spec.icd10cm_prefixes and code.upper().startswith(spec.icd10cm_prefixes):
                 return True
         lowered = text.lower()
-        return bool(lowered) and any(phrase in lowered for phrase in spec.get("text", ()))
+        return bool(lowered) and any(phrase in lowered for phrase in spec.phrases)
 
     def has_qualifier(self, name: str, coding_list: Iterable[Coding]) -> bool:
         return any(code in self.qualifiers[name] for _system, code in coding_list)
