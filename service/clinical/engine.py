@@ -61,9 +61,9 @@ def order_context(
 
 
 def _run(rule: Rule, ctx: RuleContext, on_patient_view: bool, skipped: dict[str, set[str]]) -> list[Finding]:
-    missing = rule.needs_for(on_patient_view) - ctx.record.available
-    if missing:
-        skipped.setdefault(rule.rule_id, set()).update(missing)
+    needs = rule.needs_for(on_patient_view)
+    if not needs <= ctx.record.available:
+        skipped.setdefault(rule.rule_id, set()).update(needs - ctx.record.available)
         return []
     return rule.evaluate(ctx)
 

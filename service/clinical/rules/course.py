@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from service.clinical.findings import RuleContext
 from service.clinical.record import PatientRecord, TherapyEvent
 from service.clinical.terminology import TDM1, Terminology
 
@@ -37,9 +36,9 @@ def placement(event: TherapyEvent, record: PatientRecord, terminology: Terminolo
 
 
 def her2_events(record: PatientRecord, terminology: Terminology) -> tuple[TherapyEvent, ...]:
-    # Asked once per drug family, not once per event: a long history has hundreds of events, and
-    # is_her2_directed scans the families each time. A family not in the terminology is not directed.
-    directed = {d.family for d in terminology.drugs if terminology.is_her2_directed(d.family)}
+    # The directed families once, not is_her2_directed (a scan of the families) for each of the
+    # hundreds of events of a long history. Same test: a family listed as HER2-directed.
+    directed = {d.family for d in terminology.drugs if d.her2_directed}
     return tuple(e for e in record.therapy if e.family in directed)
 
 
@@ -88,45 +87,4 @@ def tdm1_course(record: PatientRecord, now: datetime) -> Course | None:
         last_dose=last_dose,
         stopped_at=stopped_at,
         stop_event=stop_event,
-    )
-
-
-# --- the same facts once per rule context ---------------------------------------------------------
-# Several rules ask for them, and the engine runs every rule on one context: a long history is then
-# walked once per fact instead of once per rule (or per lab test, or per past dose).
-
-
-def tdm1_doses(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
-    """The T-DM1 doses given, as record.doses_given."""
-    return ctx.memo("tdm1-doses", lambda: ctx.record.doses_given(TDM1))
-
-
-def tdm1_events(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
-    """Every T-DM1 event on record, as record.events."""
-    return ctx.memo("tdm1-events", lambda: ctx.record.events(TDM1))
-
-
-def first_tdm1_date(ctx: RuleContext) -> datetime | None:
-    """The first T-DM1 dose or order, as record.first_tdm1_date."""
-    return ctx.memo("first-tdm1-date", ctx.record.first_tdm1_date)
-
-
-def last_tdm1_dose_start(ctx: RuleContext) -> datetime | None:
-    """When the last T-DM1 dose given started; None before any."""
-    return ctx.memo(
-        "last-tdm1-dose-start", lambda: max((e.start for e in tdm1_doses(ctx) if e.start), default=None)
-    )
-
-
-def current_course(ctx: RuleContext) -> Course | None:
-    """tdm1_course at the context's now."""
-    return ctx.memo("tdm1-course", lambda: tdm1_course(ctx.record, ctx.now))
-
-
-def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement], ...]:
-    """Every HER2-directed therapy event with its placement (advanced, early or unknown)."""
-    record, terminology = ctx.record, ctx.params.terminology
-    return ctx.memo(
-        "placed-her2-events",
-        lambda: tuple((e, placement(e, record, terminology)) for e in her2_events(record, terminology)),
     )

@@ -39,7 +39,7 @@ from datetime import timedelta
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.record import MEDICATION_HISTORY, TherapyEvent
 from service.clinical.resources import as_dict, as_list
-from service.clinical.rules import course, dosing
+from service.clinical.rules import course, derived, dosing
 from service.clinical.rules.base import Rule
 from service.clinical.terminology import TDM1
 
@@ -62,7 +62,7 @@ def documented_level(ctx: RuleContext) -> tuple[float | None, TherapyEvent | Non
     lowest: tuple[float, TherapyEvent] | None = None
     unconverted = 0
     levels: dict[float, float | None] = {}  # a course repeats a few doses: place each value once
-    for event in course.tdm1_events(ctx):
+    for event in derived.tdm1_events(ctx):
         if event.kind == "statement" or (event.kind == "administration" and not event.is_dose_given):
             continue
         if event.start is None or event.start > ctx.now or event.dose is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.record import CONDITIONS, MEDICATION_HISTORY
-from service.clinical.rules import course
+from service.clinical.rules import course, derived
 from service.clinical.rules.base import Rule
 from service.clinical.suggestions import new_medication_request
 
@@ -33,7 +33,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     record, terminology = ctx.record, ctx.params.terminology
     if record.setting != "metastatic" or ctx.order is None:
         return []
-    placed = course.placed_her2_events(ctx)
+    placed = derived.placed_her2_events(ctx)
     if any(where == "advanced" for _e, where in placed):
         return []
     if any(where == "unknown" for _e, where in placed):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.orders import without_planned_end
 from service.clinical.record import CONDITIONS, MEDICATION_HISTORY, OBSERVATIONS
-from service.clinical.rules import course
+from service.clinical.rules import course, derived
 from service.clinical.rules.base import Rule
 from service.clinical.terminology import TDM1
 
@@ -69,7 +69,7 @@ def _order_has_end(ctx: RuleContext) -> list[Finding]:
 
 def _course_stopped(ctx: RuleContext) -> list[Finding]:
     record, terminology = ctx.record, ctx.params.terminology
-    current = course.current_course(ctx)
+    current = derived.current_course(ctx)
     if current is None or current.active or current.start is None or current.stopped_at is None:
         return []
     course_events = [e for e in current.events if e.start and e.start >= current.start]

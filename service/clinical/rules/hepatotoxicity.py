@@ -35,7 +35,7 @@ from datetime import datetime
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.knowledge import Entry
 from service.clinical.record import CONDITIONS, OBSERVATIONS, Result
-from service.clinical.rules import course
+from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -66,11 +66,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     # Rows met since the last dose whose resumption costs a dose level: (band, headline, line).
     on_hold: list[tuple[tables.Band, str, str]] = []
     resumption: list[tuple[tables.Band, str, str]] = []
+    gradings = {kind: tables.grading_for(ctx, TABLES[kind]) for kind in TESTS}
     for kind in TESTS:
         result = ctx.record.latest(kind, since=since, until=until)
         if result is None:
             continue
-        grading = tables.grading_for(ctx, TABLES[kind])
+        grading = gradings[kind]
         times = tables.ratio(result)
         if times is None:
             ctx.notes.append(
@@ -119,7 +120,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if hys:
         extra_sources.append(HYS_LAW)
         reasons.append((tables.ACTION_RANK["discontinue"], hys_headline, hys))
-    for band, headline, line in _earlier_discontinuation(ctx, since):
+    for band, headline, line in _earlier_discontinuation(ctx, since, gradings):
         if band is None:
             extra_sources.append(HYS_LAW)
         else:
@@ -129,9 +130,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         ctx.notes.append(
             "Nodular regenerative hyperplasia check not applied: the problem list could not be read."
         )
-    elif ctx.record.has_condition(
-        ctx.params.terminology, "nodular_regenerative_hyperplasia", active_only=False
-    ):
+    elif derived.has_condition(ctx, "nodular_regenerative_hyperplasia", active_only=False):
         extra_sources.append(NRH)
         reasons.append(
             (
@@ -178,40 +177,27 @@ def _graded(grading: tables.Grading, times: float) -> tables.Band | None:
 
 
 def _earlier_discontinuation(
-    ctx: RuleContext, window_start: datetime
+    ctx: RuleContext, window_start: datetime, gradings: dict[str, tables.Grading]
 ) -> list[tuple[tables.Band | None, str, str]]:
     """Permanent-discontinuation levels met on T-DM1 before the lab window: a recovered value since
     does not lift them. (band, headline, line); band None for the Hy's-law pattern."""
-    first = course.first_tdm1_date(ctx)
+    first = derived.first_tdm1_date(ctx)
     if first is None:
         return []
-    graded: dict[str, list[tuple[Result, float]]] = {}
-    for kind in TESTS:
-        for result in ctx.record.results_of(kind):  # newest first
-            if result.when >= window_start:
-                continue
-            if result.when < first:
-                break  # before T-DM1: a long history ends here, unread
-            times = tables.ratio(result) if result.readable else None
-            if times is not None:
-                graded.setdefault(kind, []).append((result, times))
+    graded = {kind: _graded_on_treatment(ctx, kind, first, window_start) for kind in TESTS}
     out: list[tuple[tables.Band | None, str, str]] = []
     for kind, items in graded.items():
-        grading = tables.grading_for(ctx, TABLES[kind])
-        for result, times in items:
-            # Only a discontinue row (the most severe rank) matters here: the others are not graded.
-            chosen = grading.worst({"times_uln": times}, at_least=tables.ACTION_RANK["discontinue"])
-            band = chosen[0] if chosen else None
-            if band is not None and band.action == "discontinue":
-                out.append(
-                    (
-                        band,
-                        f"{TESTS[kind]} {times:.1f} × ULN on {tables.day(result.when)}",
-                        f"{_describe(kind, result, times)}, on T-DM1: {band.instruction()} "
-                        "(a permanent criterion; later recovery does not lift it)",
-                    )
+        found = _newest_discontinue(gradings[kind], items)
+        if found is not None:
+            result, times, band = found
+            out.append(
+                (
+                    band,
+                    f"{TESTS[kind]} {times:.1f} × ULN on {tables.day(result.when)}",
+                    f"{_describe(kind, result, times)}, on T-DM1: {band.instruction()} "
+                    "(a permanent criterion; later recovery does not lift it)",
                 )
-                break
+            )
     limits = ctx.params.knowledge.value(HYS_LAW)
     # "Concomitant": drawn within one lab window of each other, as the pre-dose panel would be.
     for bilirubin, b_times in graded.get("bilirubin", []):
@@ -239,6 +225,35 @@ def _earlier_discontinuation(
             )
             break
     return out
+
+
+def _graded_on_treatment(
+    ctx: RuleContext, kind: str, first: datetime, window_start: datetime
+) -> list[tuple[Result, float]]:
+    """(result, × ULN) of the readable results with a ULN drawn from `first` to before the window,
+    newest first."""
+    items = []
+    for result in ctx.record.results_of(kind):  # newest first
+        if result.when >= window_start:
+            continue
+        if result.when < first:
+            break  # before T-DM1: a long history ends here, unread
+        times = tables.ratio(result) if result.readable else None
+        if times is not None:
+            items.append((result, times))
+    return items
+
+
+def _newest_discontinue(
+    grading: tables.Grading, items: list[tuple[Result, float]]
+) -> tuple[Result, float, tables.Band] | None:
+    """The newest item in a discontinue row. Only those rows (the top severity) are graded."""
+    discontinue = tables.ACTION_RANK["discontinue"]
+    for result, times in items:
+        chosen = grading.worst({"times_uln": times}, at_least=discontinue)
+        if chosen and chosen[0].action == "discontinue":
+            return result, times, chosen[0]
+    return None
 
 
 def _variant(severity: int) -> str:

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from service.clinical.findings import Action, RuleContext, Suggestion
 from service.clinical.knowledge import Entry, Knowledge, KnowledgeError
 from service.clinical.record import MEDICATION_HISTORY, Result
-from service.clinical.rules import course, dosing
+from service.clinical.rules import derived, dosing
 
 # criterion key → (measure it reads, comparison of measure against the row's number)
 CRITERIA: dict[str, tuple[str, Callable[[float, float], bool]]] = {
@@ -140,13 +140,15 @@ def bands(table: Table, measures: Mapping[str, float | None]) -> tuple[list[Band
     """(rows that apply, rows that might apply but need a measure we lack)."""
     applies, undecided = [], []
     for band, criteria in table.rows:
-        known = [c for c in criteria if measures.get(c.measure) is not None]
-        if not all(c.compare(measures[c.measure], c.limit) for c in known):  # type: ignore[arg-type]
-            continue
-        if len(known) == len(criteria):
-            applies.append(band)
+        complete = True  # every measure the row reads is known
+        for measure, compare, limit in criteria:
+            value = measures.get(measure)
+            if value is None:
+                complete = False
+            elif not compare(value, limit):
+                break  # a known measure outside the row
         else:
-            undecided.append(band)
+            (applies if complete else undecided).append(band)
     return applies, undecided
 
 
@@ -261,7 +263,7 @@ def reduce_event_since_last_dose(
             "dose level' rows: the medication history could not be read."
         )
         return None
-    last = course.last_tdm1_dose_start(ctx)
+    last = derived.last_tdm1_dose_start(ctx)
     if last is None:
         return None
     for result in ctx.record.results_of(kind):  # newest first
@@ -277,7 +279,7 @@ def reduce_event_since_last_dose(
 
 def reduced_since_last_dose(ctx: RuleContext) -> tuple[bool | None, str]:
     """(is the ordered dose below the last dose given, text of the last dose); None when unknowable."""
-    doses = sorted((e for e in course.tdm1_doses(ctx) if e.start), key=lambda e: e.start or ctx.now)
+    doses = sorted((e for e in derived.tdm1_doses(ctx) if e.start), key=lambda e: e.start or ctx.now)
     if not doses or ctx.order is None:
         return None, ""
     last = doses[-1]

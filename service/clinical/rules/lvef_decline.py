@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from service.clinical.findings import Finding, RuleContext
+from service.clinical.findings import Finding, RuleContext, Suggestion
 from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result
-from service.clinical.rules import course
+from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -53,11 +53,10 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     record = ctx.record
     lvef_tables = tables.tables_for(ctx, TABLES)
     setting = tables.SETTING_NAMES[record.setting]
-    suggestions = tables.remove_draft(ctx, "remove-draft", "Remove the T-DM1 draft order")
     order_ref = ctx.order.reference or None if ctx.order else None
     if CONDITIONS not in record.available:
         ctx.notes.append("Heart failure check not applied: the problem list could not be read.")
-    elif record.has_condition(ctx.params.terminology, "heart_failure"):
+    elif derived.has_condition(ctx, "heart_failure"):
         return [
             Finding(
                 rule_id=RULE_ID,
@@ -65,14 +64,14 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 variant="heart-failure",
                 facts={"setting": setting},
                 order_ref=order_ref,
-                suggestions=suggestions,
+                suggestions=_remove_draft(ctx),
                 sources=tuple(t.entry.id for t in lvef_tables),
             )
         ]
     latest = record.latest("lvef", until=ctx.now)
     if latest is None or latest.value is None:
         return []
-    first = course.first_tdm1_date(ctx)
+    first = derived.first_tdm1_date(ctx)
     base = baseline(record, latest, first)
     fall = None if base is None or base.value is None else round(base.value - latest.value, 3)
     chosen, undecided = _hold_rows(lvef_tables, latest, base)
@@ -104,10 +103,14 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 "setting": setting,
             },
             order_ref=order_ref,
-            suggestions=suggestions,
+            suggestions=_remove_draft(ctx),
             sources=tables.cite(chosen),
         )
     ]
+
+
+def _remove_draft(ctx: RuleContext) -> tuple[Suggestion, ...]:
+    return tables.remove_draft(ctx, "remove-draft", "Remove the T-DM1 draft order")
 
 
 def _hold_rows(

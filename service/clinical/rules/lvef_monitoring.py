@@ -18,7 +18,7 @@ from __future__ import annotations
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.orders import ordered_lab_codes
 from service.clinical.record import OBSERVATIONS
-from service.clinical.rules import course
+from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 from service.clinical.suggestions import imaging_order
@@ -49,7 +49,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         Finding(
             rule_id=RULE_ID,
             indicator="warning",
-            variant="interval" if course.tdm1_doses(ctx) else "before-first-dose",
+            variant="interval" if derived.tdm1_doses(ctx) else "before-first-dose",
             facts={
                 "interval_days": ctx.params.lvef_interval.days,
                 "last": f"{last.value:g}% on {tables.day(last.when)}"

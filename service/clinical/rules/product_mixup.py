@@ -36,7 +36,7 @@ from datetime import datetime
 
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.record import CONDITIONS, MEDICATION_HISTORY, OBSERVATIONS
-from service.clinical.rules import course, dosing
+from service.clinical.rules import derived, dosing
 from service.clinical.rules.base import Rule
 from service.clinical.rules.dose import documented_level
 from service.clinical.suggestions import new_id
@@ -97,7 +97,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
 def ongoing_tdm1(ctx: RuleContext) -> datetime | None:
     """The last T-DM1 activity if the record shows a T-DM1 course still going on, else None."""
     record, terminology = ctx.record, ctx.params.terminology
-    current = course.current_course(ctx)
+    current = derived.current_course(ctx)
     if current is None or not current.active or current.start is None:
         return None
     start = current.start

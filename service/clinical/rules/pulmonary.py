@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.record import CONDITIONS
+from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -35,10 +36,7 @@ def _name(text: str) -> str:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    terminology = ctx.params.terminology
-    matches = [
-        c for c in ctx.record.conditions if terminology.in_condition_set(CONDITION_SET, c.codes, c.text)
-    ]
+    matches = derived.conditions_in(ctx, CONDITION_SET)
     if not matches:
         return []
     described = [

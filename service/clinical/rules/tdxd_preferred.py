@@ -35,7 +35,7 @@ from datetime import timedelta
 
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.record import CONDITIONS, MEDICATION_HISTORY, TherapyEvent
-from service.clinical.rules import course, dosing
+from service.clinical.rules import course, derived, dosing
 from service.clinical.rules.base import Rule
 from service.clinical.rules.product_mixup import ongoing_tdm1
 from service.clinical.suggestions import new_id
@@ -71,9 +71,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     if record.events(TDXD):
         return []
-    if record.has_condition(terminology, "interstitial_lung_disease", active_only=False):
+    if derived.has_condition(ctx, "interstitial_lung_disease", active_only=False):
         return []
-    placed = course.placed_her2_events(ctx)
+    placed = derived.placed_her2_events(ctx)
     if any(e.family == TDM1 and e.is_dose_given and where == "advanced" for e, where in placed):
         return []
     others = [(e, where) for e, where in placed if e.family not in (TDM1, TDXD)]

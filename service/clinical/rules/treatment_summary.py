@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.record import MEDICATION_HISTORY, OBSERVATIONS
-from service.clinical.rules import course
+from service.clinical.rules import course, derived
 from service.clinical.rules.base import Rule
 
 RULE_ID = "treatment-summary"
@@ -25,7 +25,7 @@ def _dose_text(event: course.TherapyEvent | None) -> str:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    current = course.current_course(ctx)
+    current = derived.current_course(ctx)
     if current is None:
         return []
     last = current.last_dose

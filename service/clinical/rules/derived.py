@@ -1,0 +1,67 @@
+"""Facts several rules derive from the record, computed once per rule context.
+
+The engine runs every rule on one context (per draft order, or the patient-view one) and the record
+does not change meanwhile: a long history is walked once per fact instead of once per rule, lab
+test or past dose. Each fact is what the record or rules/course.py function named says.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from service.clinical.findings import RuleContext
+from service.clinical.record import ConditionFact, TherapyEvent
+from service.clinical.rules.course import Course, Placement, her2_events, placement, tdm1_course
+from service.clinical.terminology import TDM1
+
+
+def tdm1_doses(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
+    """The T-DM1 doses given, as record.doses_given."""
+    return ctx.memo("tdm1-doses", lambda: ctx.record.doses_given(TDM1))
+
+
+def tdm1_events(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
+    """Every T-DM1 event on record, as record.events."""
+    return ctx.memo("tdm1-events", lambda: ctx.record.events(TDM1))
+
+
+def first_tdm1_date(ctx: RuleContext) -> datetime | None:
+    """The first T-DM1 dose or order, as record.first_tdm1_date."""
+    return ctx.memo("first-tdm1-date", ctx.record.first_tdm1_date)
+
+
+def last_tdm1_dose_start(ctx: RuleContext) -> datetime | None:
+    """When the last T-DM1 dose given started; None before any."""
+    return ctx.memo(
+        "last-tdm1-dose-start", lambda: max((e.start for e in tdm1_doses(ctx) if e.start), default=None)
+    )
+
+
+def current_course(ctx: RuleContext) -> Course | None:
+    """tdm1_course at the context's now."""
+    return ctx.memo("tdm1-course", lambda: tdm1_course(ctx.record, ctx.now))
+
+
+def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement], ...]:
+    """Every HER2-directed therapy event with its placement (advanced, early or unknown)."""
+    record, terminology = ctx.record, ctx.params.terminology
+    return ctx.memo(
+        "placed-her2-events",
+        lambda: tuple((e, placement(e, record, terminology)) for e in her2_events(record, terminology)),
+    )
+
+
+def conditions_in(ctx: RuleContext, value_set: str) -> tuple[ConditionFact, ...]:
+    """The conditions on record in a condition value set, active or not, in record order."""
+    terminology = ctx.params.terminology
+    return ctx.memo(
+        ("conditions-in", value_set),
+        lambda: tuple(
+            c for c in ctx.record.conditions if terminology.in_condition_set(value_set, c.codes, c.text)
+        ),
+    )
+
+
+def has_condition(ctx: RuleContext, value_set: str, *, active_only: bool = True) -> bool:
+    """As record.has_condition."""
+    return any(c.active or not active_only for c in conditions_in(ctx, value_set))
