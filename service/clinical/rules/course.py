@@ -26,10 +26,11 @@ def placement(event: TherapyEvent, record: PatientRecord, terminology: Terminolo
     mCODE treatmentIntent decides when present (palliative vs curative/adjuvant/neoadjuvant);
     otherwise the date against the first metastatic diagnosis; otherwise it cannot be told.
     """
-    if event.intents & terminology.qualifiers["intent_palliative"]:
-        return "advanced"
-    if event.intents & terminology.qualifiers["intent_curative"]:
-        return "early"
+    if event.intents:  # most therapy carries no intent: skip the look-ups (asked for every event)
+        if event.intents & terminology.qualifiers["intent_palliative"]:
+            return "advanced"
+        if event.intents & terminology.qualifiers["intent_curative"]:
+            return "early"
     if record.metastatic_since and event.start:
         return "advanced" if event.start >= record.metastatic_since else "early"
     return "unknown"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from service.clinical.findings import RuleContext
-from service.clinical.record import ConditionFact, TherapyEvent
+from service.clinical.record import ConditionFact, Result, TherapyEvent
 from service.clinical.rules.course import Course, Placement, her2_events, placement, tdm1_course
 from service.clinical.terminology import TDM1
 
@@ -48,6 +48,14 @@ def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement]
     return ctx.memo(
         "placed-her2-events",
         lambda: tuple((e, placement(e, record, terminology)) for e in her2_events(record, terminology)),
+    )
+
+
+def latest_in_lab_window(ctx: RuleContext, kind: str) -> Result | None:
+    """The newest readable result of a kind in the pre-dose lab window (label_tables.lab_window)."""
+    return ctx.memo(
+        ("latest-in-lab-window", kind),
+        lambda: ctx.record.latest(kind, since=ctx.at - ctx.params.lab_window, until=ctx.now),
     )
 
 

@@ -57,19 +57,20 @@ def _has_dose_quantity(resource: dict) -> bool:
 
 def documented_level(ctx: RuleContext) -> tuple[float | None, TherapyEvent | None, int]:
     """(lowest ladder level on record, the event that documents it, past doses not convertible)."""
-    record, terminology = ctx.record, ctx.params.terminology
-    knowledge, tolerance = ctx.params.knowledge, ctx.params.dose_tolerance
+    record, terminology, now = ctx.record, ctx.params.terminology, ctx.now
+    knowledge, tolerance, stale = ctx.params.knowledge, ctx.params.dose_tolerance, ctx.params.weight_stale
+    metastatic = record.setting == "metastatic"
     lowest: tuple[float, TherapyEvent] | None = None
     unconverted = 0
     levels: dict[float, float | None] = {}  # a course repeats a few doses: place each value once
     for event in derived.tdm1_events(ctx):
         if event.kind == "statement" or (event.kind == "administration" and not event.is_dose_given):
             continue
-        if event.start is None or event.start > ctx.now or event.dose is None:
+        if event.start is None or event.start > now or event.dose is None:
             continue
-        if record.setting == "metastatic" and course.placement(event, record, terminology) == "early":
+        if metastatic and course.placement(event, record, terminology) == "early":
             continue
-        value = dosing.event_mg_per_kg(event, record, ctx.params.weight_stale)
+        value = dosing.event_mg_per_kg(event, record, stale)
         if value is None:
             unconverted += 1
             continue

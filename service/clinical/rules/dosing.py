@@ -138,6 +138,11 @@ def weight_for(
 
 
 def ordered_dose(ctx: RuleContext) -> OrderedDose:
+    """The draft order's dose, once per context: product-mixup and dose-check both read it."""
+    return ctx.memo("ordered-dose", lambda: _ordered_dose(ctx))
+
+
+def _ordered_dose(ctx: RuleContext) -> OrderedDose:
     order = ctx.order
     dose = order.dose if order else None
     if dose is None:

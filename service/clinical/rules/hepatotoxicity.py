@@ -30,6 +30,7 @@ liver-tests-missing's business. Setting unknown: both tables, the more severe ro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from service.clinical.findings import Finding, RuleContext
@@ -59,7 +60,7 @@ def _describe(kind: str, result: Result, times: float) -> str:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    since, until = tables.lab_window(ctx)
+    since = tables.lab_window(ctx)[0]
     latest: dict[str, tuple[Result, float]] = {}
     found: list[tables.Band] = []
     reasons: list[tuple[int, str, str]] = []  # (severity, headline, reason line)
@@ -68,7 +69,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     resumption: list[tuple[tables.Band, str, str]] = []
     gradings = {kind: tables.grading_for(ctx, TABLES[kind]) for kind in TESTS}
     for kind in TESTS:
-        result = ctx.record.latest(kind, since=since, until=until)
+        result = derived.latest_in_lab_window(ctx, kind)
         if result is None:
             continue
         grading = gradings[kind]
@@ -91,7 +92,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                     f"{_describe(kind, result, times)}: {current.instruction()}",
                 )
             )
-        earlier = tables.reduce_event_since_last_dose(ctx, kind, lambda r, g=grading: _graded_result(g, r))
+        earlier = tables.reduce_event_since_last_dose(ctx, kind, _grader(grading, result, current))
         if earlier is not None and earlier[0] is not result:
             e_result, e_band = earlier
             e_times = tables.ratio(e_result) or 0.0
@@ -249,10 +250,14 @@ def _newest_discontinue(
 ) -> tuple[Result, float, tables.Band] | None:
     """The newest item in a discontinue row. Only those rows (the top severity) are graded."""
     discontinue = tables.ACTION_RANK["discontinue"]
+    below: set[float] = set()  # multiples of ULN already graded below it: lab values repeat
     for result, times in items:
+        if times in below:
+            continue
         chosen = grading.worst({"times_uln": times}, at_least=discontinue)
         if chosen and chosen[0].action == "discontinue":
             return result, times, chosen[0]
+        below.add(times)
     return None
 
 
@@ -265,6 +270,14 @@ def _variant(severity: int) -> str:
 def _graded_result(grading: tables.Grading, result: Result) -> tables.Band | None:
     times = tables.ratio(result)
     return None if times is None else _graded(grading, times)
+
+
+def _grader(
+    grading: tables.Grading, known: Result, band: tables.Band | None
+) -> Callable[[Result], tables.Band | None]:
+    """_graded_result, except for `known`, already graded as `band`: the current result is often
+    the newest since the last dose as well."""
+    return lambda result: band if result is known else _graded_result(grading, result)
 
 
 def _headline(reasons: list[tuple[int, str, str]], variant: str) -> str:

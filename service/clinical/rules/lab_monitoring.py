@@ -19,6 +19,7 @@ from datetime import datetime
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.orders import ordered_lab_codes
 from service.clinical.record import OBSERVATIONS, PatientRecord, Result
+from service.clinical.rules import derived
 from service.clinical.rules.base import Rule
 from service.clinical.suggestions import lab_order
 
@@ -72,7 +73,7 @@ def _suggest(ctx: RuleContext, panel: str, key: str) -> tuple[Suggestion, ...]:
 
 def platelets(ctx: RuleContext) -> list[Finding]:
     since, until = _window(ctx)
-    if ctx.record.latest("platelets", since=since, until=until) is not None:
+    if derived.latest_in_lab_window(ctx, "platelets") is not None:
         return []
     if _already_ordered(ctx, "cbc"):
         return []
@@ -95,7 +96,7 @@ def platelets(ctx: RuleContext) -> list[Finding]:
 
 def liver_tests(ctx: RuleContext) -> list[Finding]:
     since, until = _window(ctx)
-    missing = [kind for kind in LIVER_TESTS if ctx.record.latest(kind, since=since, until=until) is None]
+    missing = [kind for kind in LIVER_TESTS if derived.latest_in_lab_window(ctx, kind) is None]
     if not missing or _already_ordered(ctx, "hepatic", missing):
         return []
     last = "; ".join(f"{LIVER_TESTS[k]}: {_age(ctx.record.latest(k, until=until), ctx.now)}" for k in missing)

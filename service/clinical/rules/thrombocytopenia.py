@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.record import OBSERVATIONS, Result
+from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -44,13 +45,17 @@ def _grade(ctx: RuleContext, result: Result) -> tables.Band | None:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    since, until = tables.lab_window(ctx)
-    result = ctx.record.latest("platelets", since=since, until=until)
+    _since, until = tables.lab_window(ctx)
+    result = derived.latest_in_lab_window(ctx, "platelets")
     if result is None or result.value is None:
         return []
     count = round(result.value, 3)
     chosen = _worst(ctx, count)
-    earlier = tables.reduce_event_since_last_dose(ctx, "platelets", lambda r: _grade(ctx, r))
+    current = chosen[0] if chosen else None
+    # The current count is often the newest since the last dose as well: its grade is known.
+    earlier = tables.reduce_event_since_last_dose(
+        ctx, "platelets", lambda r: current if r is result else _grade(ctx, r)
+    )
     if earlier is not None and earlier[0] is result:
         earlier = None  # the current count speaks for itself
     if not chosen:
