@@ -2,7 +2,8 @@
 
 Each workload gets a fresh `tdm1-cds serve --dev` (gunicorn, deploy/gunicorn.conf.py, production
 settings apart from unsigned requests) on loopback, and wrk drives it with 16 connections. The
-baseline is bench/echo_app.py under the same gunicorn settings: parse the same JSON, answer no cards.
+baseline is bench/echo_app.py under the same gunicorn settings: parse the same JSON, answer no cards
+(with Flask's default parser, json; a second echo with the service's parser, orjson, is shown too).
 Ratios, not absolute figures, are the result: this machine is shared and its speed varies.
 
     python -m bench.run [--duration 10] [--connections 16] [--workers 2] [--quick]
@@ -100,7 +101,12 @@ def _stop(process: subprocess.Popen) -> None:
 
 @contextmanager
 def serve(
-    scratch: Path, name: str, workers: int, *, echo: bool = False, env: dict[str, str] | None = None
+    scratch: Path,
+    name: str,
+    workers: int,
+    *,
+    echo: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, int]]:
     """A gunicorn server on a free loopback port; yields (base URL, master pid)."""
     port = free_port()
@@ -116,7 +122,7 @@ def serve(
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            "bench.echo_app:app",
+            f"bench.echo_app:{echo}",
         ]
     else:
         command = [
@@ -342,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tmp)
         bodies = workloads.write(scratch / "bodies")
         rows: list[Figures] = []
-        with serve(scratch, "echo", args.workers, echo=True) as (base, master):
+        with serve(scratch, "echo", args.workers, echo="app") as (base, master):
             echo = measure(
                 "baseline: echo (parse JSON, no cards)",
                 base,
@@ -352,6 +358,16 @@ def main(argv: list[str] | None = None) -> int:
                 args,
             )
         rows.append(echo)
+        with serve(scratch, "echo-orjson", args.workers, echo="orjson_app") as (base, master):
+            echo_orjson = measure(
+                "baseline': echo, parsed with orjson",
+                base,
+                master,
+                "/cds-services/echo",
+                bodies["order-sign"],
+                args,
+            )
+        rows.append(echo_orjson)
         with serve(scratch, "w1", args.workers) as (base, master):
             sign = measure(
                 "1 order-sign, full prefetch",
@@ -422,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{after_10k} MB: largest growth {growth:+.1f}% ({verdict})"
             )
     print(machine())
+    # The service parses with orjson, the framework's floor with json: how much of R that is.
+    print(
+        f"against the orjson echo (baseline'): throughput ratio {sign.rps / echo_orjson.rps:.2f}, "
+        f"p99 ratio {sign.p99_ms / echo_orjson.p99_ms:.2f}"
+    )
     ratio_r = sign.rps / echo.rps if echo.rps else 0.0
     ratio_l = sign.p99_ms / echo.p99_ms if echo.p99_ms else float("inf")
     ratio_s = large.p99_ms / sign.p99_ms if sign.p99_ms else float("inf")
