@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -88,35 +90,51 @@ _LABEL_SAFE = re.compile(r"[^A-Za-z0-9_.:/<>\-]")
 
 def _label(value: object, limit: int = 64) -> str:
     """A bounded, printable label value: callers pass codes, but a slip must not explode cardinality."""
+    try:
+        return _bounded(value, limit)
+    except TypeError:  # unhashable (a slip passing a dict or list): not cached, still bounded
+        return _bounded(str(value), limit)
+
+
+@lru_cache(maxsize=4096)
+def _bounded(value: object, limit: int) -> str:
     text = _LABEL_SAFE.sub("_", str(value))[:limit]
     return text or "-"
 
 
+@lru_cache(maxsize=4096)
+def _child(metric: Any, *labels: str) -> Any:
+    """metric.labels(...), kept: it validates and looks up under a lock on every call, and a hook call
+    updates a dozen children, the same ones call after call. The cache is bounded, as the labels are;
+    a child survives gunicorn's fork (prometheus_client re-opens its files in the new process)."""
+    return metric.labels(*labels)
+
+
 def observe_request(service: str, route: str, status: int) -> None:
-    HTTP_REQUESTS.labels(_label(service), _label(route), str(int(status))).inc()
+    _child(HTTP_REQUESTS, _label(service), _label(route), str(int(status))).inc()
 
 
 def observe_hook(service: str, hook: str, seconds: float) -> None:
-    HOOK_LATENCY.labels(_label(service), _label(hook)).observe(max(seconds, 0.0))
+    _child(HOOK_LATENCY, _label(service), _label(hook)).observe(max(seconds, 0.0))
 
 
 def observe_fhir_fetch(key: str, seconds: float) -> None:
     """One FHIR query finished (successfully or not): how long it took, per prefetch key."""
-    FHIR_FETCH_LATENCY.labels(_label(key)).observe(max(seconds, 0.0))
+    _child(FHIR_FETCH_LATENCY, _label(key)).observe(max(seconds, 0.0))
 
 
 def fhir_fetch_failed(key: str, reason: str) -> None:
-    FHIR_FETCH_FAILURES.labels(_label(key), _label(reason, 32)).inc()
+    _child(FHIR_FETCH_FAILURES, _label(key), _label(reason, 32)).inc()
 
 
 def cards_issued(cards: Iterable[dict]) -> None:
     for card in cards:
         topic = card.get("source", {}).get("topic", {}) if isinstance(card, dict) else {}
-        CARDS_ISSUED.labels(_label(topic.get("code", "-")), _label(card.get("indicator", "-"), 16)).inc()
+        _child(CARDS_ISSUED, _label(topic.get("code", "-")), _label(card.get("indicator", "-"), 16)).inc()
 
 
 def jwt_failure(reason: str) -> None:
-    JWT_FAILURES.labels(_label(reason, 32)).inc()
+    _child(JWT_FAILURES, _label(reason, 32)).inc()
 
 
 def prefetch_keys(
@@ -133,11 +151,11 @@ def prefetch_keys(
     )
     for source, keys in sources:
         for key in keys:
-            PREFETCH_KEYS.labels(_label(key), source).inc()
+            _child(PREFETCH_KEYS, _label(key), source).inc()
 
 
 def card_log_write_failed(service: str) -> None:
-    CARD_LOG_WRITE_FAILURES.labels(_label(service)).inc()
+    _child(CARD_LOG_WRITE_FAILURES, _label(service)).inc()
 
 
 def card_log_dropped(cards: int) -> None:
@@ -145,7 +163,7 @@ def card_log_dropped(cards: int) -> None:
 
 
 def feedback_received(outcome: str, new: bool) -> None:
-    FEEDBACK_ITEMS.labels(_label(outcome, 16), "new" if new else "repeat").inc()
+    _child(FEEDBACK_ITEMS, _label(outcome, 16), "new" if new else "repeat").inc()
 
 
 def multiprocess_enabled() -> bool:
