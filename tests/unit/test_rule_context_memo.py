@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from service.clinical.rules import derived
+from service.clinical.terminology import TDM1
 from tests import fhir_builders as fb
 from tests.unit.label_b_helpers import context, metastatic
 
@@ -53,3 +54,26 @@ def test_conditions_in_a_value_set_follow_the_record_and_the_status() -> None:
         assert not derived.has_condition(with_ild, "interstitial_lung_disease")  # resolved
         assert not derived.has_condition(with_ild, "heart_failure", active_only=False)
         assert derived.conditions_in(without, "interstitial_lung_disease") == ()
+
+
+def test_dose_facts_are_the_records_own() -> None:
+    """derived selects from the T-DM1 events once; the answers are record.doses_given and
+    record.first_tdm1_date's, whatever mix of orders, doses not given and statements."""
+    histories = [
+        metastatic(),
+        metastatic(fb.medication_request("tdm1", status="active", authored=fb.ago(days=50))),
+        metastatic(
+            fb.administration("tdm1", fb.ago(days=60), status="not-done"),
+            fb.administration("tdm1", fb.ago(days=42), status="in-progress"),
+            fb.administration("tdm1", fb.ago(days=21)),
+            fb.administration("tdxd", fb.ago(days=90)),
+        ),
+        metastatic(
+            fb.statement("tdm1", fb.ago(days=100), fb.ago(days=20)),
+            fb.administration("tdm1", fb.ago(days=120), status="stopped"),
+        ),
+    ]
+    for history in histories:
+        ctx = context(history)
+        assert derived.tdm1_doses(ctx) == ctx.record.doses_given(TDM1)
+        assert derived.first_tdm1_date(ctx) == ctx.record.first_tdm1_date()

@@ -16,8 +16,8 @@ from service.clinical.terminology import TDM1
 
 
 def tdm1_doses(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
-    """The T-DM1 doses given, as record.doses_given."""
-    return ctx.memo("tdm1-doses", lambda: ctx.record.doses_given(TDM1))
+    """The T-DM1 doses given, as record.doses_given (from the T-DM1 events already selected)."""
+    return ctx.memo("tdm1-doses", lambda: tuple(e for e in tdm1_events(ctx) if e.is_dose_given and e.start))
 
 
 def tdm1_events(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
@@ -26,8 +26,14 @@ def tdm1_events(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
 
 
 def first_tdm1_date(ctx: RuleContext) -> datetime | None:
-    """The first T-DM1 dose or order, as record.first_tdm1_date."""
-    return ctx.memo("first-tdm1-date", ctx.record.first_tdm1_date)
+    """The first T-DM1 dose or order, as record.first_tdm1_date (from the T-DM1 events)."""
+    return ctx.memo("first-tdm1-date", lambda: _first_start(tdm1_events(ctx)))
+
+
+def _first_start(events: tuple[TherapyEvent, ...]) -> datetime | None:
+    # An administration counts only as a dose given; an order or statement counts as started.
+    starts = [e.start for e in events if e.start and (e.is_dose_given or e.kind != "administration")]
+    return min(starts) if starts else None
 
 
 def last_tdm1_dose_start(ctx: RuleContext) -> datetime | None:

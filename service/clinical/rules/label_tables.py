@@ -154,8 +154,10 @@ def bands(table: Table, measures: Mapping[str, float | None]) -> tuple[list[Band
 
 def table_ids(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> tuple[str, ...]:
     """The table entry ids for the record's setting; both settings' tables when it is unknown."""
-    settings = [ctx.record.setting] if ctx.record.setting in by_setting else list(by_setting)
-    return tuple(entry_id for s in settings for entry_id in by_setting[s])
+    ids = by_setting.get(ctx.record.setting)
+    if ids is not None:
+        return tuple(ids)
+    return tuple(entry_id for setting_ids in by_setting.values() for entry_id in setting_ids)
 
 
 def tables_for(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> list[Table]:
