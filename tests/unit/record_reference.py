@@ -1,0 +1,618 @@
+"""build() and what it reads as they were before they were made fast, kept as the reference.
+
+A verbatim copy of the original formulations (service/clinical/resources.py accessors, the units
+conversions, the Terminology matchers that tried each set in order, and record.build with its
+helpers), from before the commit "record.build: inline the tolerant accessors on the hot paths".
+tests/unit/test_record_equivalence.py checks the fast code against it. If what build() reads is
+changed on purpose, change it here too, in the same commit: that is the point of keeping it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from service.clinical.record import (
+    ALL_CATEGORIES,
+    EXCLUDED_REQUEST_STATUSES,
+    EXCLUDED_STATEMENT_STATUSES,
+    EXCLUDED_VERIFICATION,
+    FAR_FUTURE,
+    HER2_ISH_NEGATIVE_TEXT,
+    HER2_NEGATIVE_SCORES,
+    HER2_NEGATIVE_TEXT,
+    HER2_POSITIVE_TEXT,
+    INACTIVE_CONDITION_STATUSES,
+    VALID_OBSERVATION_STATUSES,
+    ConditionFact,
+    Dose,
+    Her2,
+    PatientRecord,
+    Result,
+    Setting,
+    TherapyEvent,
+)
+from service.clinical.terminology import TDM1, Terminology, normalise_ndc
+
+Coding = tuple[str, str]
+
+# --- service/clinical/resources.py ---------------------------------------------------------------
+
+_DATE_ONLY = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def as_number(value: Any) -> float | None:
+    # bool is an int in Python; a FHIR decimal never is.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def codings(concept: Any) -> list[Coding]:
+    """(system, code) pairs of a CodeableConcept or a bare Coding; malformed entries are skipped."""
+    concept = as_dict(concept)
+    raw = concept.get("coding") if "coding" in concept else [concept]
+    pairs: list[Coding] = []
+    for coding in as_list(raw):
+        coding = as_dict(coding)
+        code = as_str(coding.get("code"))
+        if code:
+            pairs.append((as_str(coding.get("system")) or "", code.strip()))
+    return pairs
+
+
+def concept_text(concept: Any) -> str:
+    """Everything human-readable in a CodeableConcept: text and every coding display."""
+    concept = as_dict(concept)
+    parts = [as_str(concept.get("text")) or ""]
+    parts += [as_str(as_dict(c).get("display")) or "" for c in as_list(concept.get("coding"))]
+    return " ".join(part for part in parts if part)
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """A FHIR date, dateTime or instant as an aware UTC datetime.
+
+    Partial dates (2024, 2024-05) fall on the first day; a dateTime without a zone is read as UTC,
+    because a wrong zone moves a lab by hours while dropping it would lose it.
+    """
+    text = as_str(value)
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        if _DATE_ONLY.match(text):
+            parts = [int(p) for p in text.split("-")] + [1, 1]
+            return datetime.combine(date(parts[0], parts[1], parts[2]), time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:
+    period = as_dict(period)
+    return parse_datetime(period.get("start")), parse_datetime(period.get("end"))
+
+
+def effective_time(resource: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """(start, end) of effective[x] / occurrence[x], as Observation and the medication resources use it."""
+    for prefix in ("effective", "occurrence"):
+        moment = parse_datetime(resource.get(f"{prefix}DateTime")) or parse_datetime(
+            resource.get(f"{prefix}Instant")
+        )
+        if moment:
+            return moment, moment
+        start, end = period_bounds(resource.get(f"{prefix}Period"))
+        if start or end:
+            return start or end, end
+    return None, None
+
+
+def reference_parts(reference: Any) -> tuple[str | None, str | None]:
+    """("MedicationRequest", "123") from a Reference or a reference string; ("#", "med1") if contained."""
+    text = as_str(as_dict(reference).get("reference")) if isinstance(reference, dict) else as_str(reference)
+    if not text:
+        return None, None
+    text = text.strip()
+    if text.startswith("#"):
+        return "#", text[1:]
+    segments = [s for s in text.split("/") if s]
+    if "_history" in segments:
+        segments = segments[: segments.index("_history")]
+    if len(segments) >= 2:
+        return segments[-2], segments[-1]
+    return None, segments[0] if segments else None
+
+
+def resource_key(resource: dict[str, Any]) -> str | None:
+    rtype, rid = as_str(resource.get("resourceType")), as_str(resource.get("id"))
+    return f"{rtype}/{rid}" if rtype and rid else None
+
+
+def extension_values(resource: dict[str, Any], url_suffix: str) -> list[Any]:
+    """value[x] of extensions whose url ends with url_suffix (profiles move between canonical bases)."""
+    values: list[Any] = []
+    for ext in as_list(resource.get("extension")):
+        ext = as_dict(ext)
+        url = as_str(ext.get("url")) or ""
+        if url.endswith(url_suffix):
+            values += [v for k, v in ext.items() if k.startswith("value")]
+    return values
+
+
+# --- service/clinical/py --------------------------------------------------------------
+
+# factor to multiply the value by to get cells per mm3 (= per uL)
+_PLATELET_FACTORS = {
+    "10*3/ul": 1_000.0,
+    "10^3/ul": 1_000.0,
+    "10*3/mm3": 1_000.0,
+    "k/ul": 1_000.0,
+    "k/mm3": 1_000.0,
+    "thou/ul": 1_000.0,
+    "x10e3/ul": 1_000.0,
+    "10*9/l": 1_000.0,
+    "10^9/l": 1_000.0,
+    "x10*9/l": 1_000.0,
+    "giga/l": 1_000.0,
+    "/ul": 1.0,
+    "/mm3": 1.0,
+    "1/ul": 1.0,
+    "1/mm3": 1.0,
+    "{cells}/ul": 1.0,
+    "cells/ul": 1.0,
+    "10*6/l": 0.001,
+}
+
+_WEIGHT_FACTORS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237}
+
+_PERCENT = {"%", "percent"}
+
+# Enzyme activities: the ratio to ULN needs value and ULN in one unit; these spellings are one unit.
+_ACTIVITY_ALIASES = {"u/l": "U/L", "[iu]/l": "U/L", "iu/l": "U/L", "ukat/l": "ukat/L"}
+_BILIRUBIN_TO_MG_DL = {"mg/dl": 1.0, "umol/l": 1 / 17.1, "µmol/l": 1 / 17.1, "mmol/l": 1000 / 17.1}
+
+_ANNOTATION = re.compile(r"\{[^}]*\}")
+
+
+def unit_key(quantity: Any) -> str:
+    """The UCUM code if present, else the human unit; lower-cased, spaces and annotations dropped."""
+    quantity = as_dict(quantity)
+    raw = as_str(quantity.get("code")) or as_str(quantity.get("unit")) or ""
+    key = raw.strip().lower().replace(" ", "")
+    return key if key in _PLATELET_FACTORS else _ANNOTATION.sub("", key)
+
+
+def platelets_per_mm3(quantity: Any) -> float | None:
+    value = as_number(as_dict(quantity).get("value"))
+    factor = _PLATELET_FACTORS.get(unit_key(quantity))
+    return None if value is None or factor is None else value * factor
+
+
+def weight_kg(quantity: Any) -> float | None:
+    value = as_number(as_dict(quantity).get("value"))
+    factor = _WEIGHT_FACTORS.get(unit_key(quantity))
+    return None if value is None or factor is None else value * factor
+
+
+def percent(quantity: Any) -> float | None:
+    value = as_number(as_dict(quantity).get("value"))
+    return value if value is not None and unit_key(quantity) in _PERCENT else None
+
+
+def comparable(kind: str, quantity: Any) -> tuple[float, str] | None:
+    """A liver test value in a canonical unit, so result and ULN can be divided."""
+    value = as_number(as_dict(quantity).get("value"))
+    if value is None:
+        return None
+    key = unit_key(quantity)
+    if kind == "bilirubin":
+        factor = _BILIRUBIN_TO_MG_DL.get(key)
+        return None if factor is None else (value * factor, "mg/dL")
+    canonical = _ACTIVITY_ALIASES.get(key)
+    return None if canonical is None else (value, canonical)
+
+
+# --- service/clinical/terminology.py: the matchers ------------------------------------------------
+
+
+class ReferenceTerminology:
+    """A Terminology whose matchers try each family, kind and condition set in order, as they did."""
+
+    def __init__(self, terms: Terminology) -> None:
+        self.terms = terms
+        self.systems = terms.systems
+        self.drugs = terms.drugs
+        self.observations = terms.observations
+        self.conditions = terms.conditions
+        self.qualifiers = terms.qualifiers
+
+    def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
+        normalised = {self._normalise(system, code) for system, code in coding_list}
+        for drug in self.drugs:
+            if drug.codes & normalised:
+                return drug.family
+        if text:
+            for drug in self.drugs:
+                if drug.text_pattern and drug.text_pattern.search(text):
+                    return drug.family
+        return None
+
+    def _normalise(self, system: str, code: str) -> Coding:
+        if system == self.systems["ndc"]:
+            return system, normalise_ndc(code)
+        return system, code
+
+    # -- observations and conditions ------------------------------------------------------------
+    def observation_kind(self, coding_list: Iterable[Coding]) -> str | None:
+        pairs = set(coding_list)
+        for kind, codes in self.observations.items():
+            if codes & pairs:
+                return kind
+        return None
+
+    def in_condition_set(self, name: str, coding_list: Iterable[Coding], text: str = "") -> bool:
+        spec = self.conditions[name]
+        snomed, icd = self.systems["snomed"], self.systems["icd10cm"]
+        for system, code in coding_list:
+            if system == snomed and code in spec.get("snomed", ()):
+                return True
+            if system == icd and any(code.upper().startswith(p) for p in spec.get("icd10cm_prefix", ())):
+                return True
+        lowered = text.lower()
+        return bool(lowered) and any(phrase in lowered for phrase in spec.get("text", ()))
+
+    def has_qualifier(self, name: str, coding_list: Iterable[Coding]) -> bool:
+        return any(code in self.qualifiers[name] for _system, code in coding_list)
+
+
+# --- service/clinical/record.py: building ---------------------------------------------------
+
+
+def _dose(quantity: Any) -> Dose | None:
+    quantity = as_dict(quantity)
+    value = as_number(quantity.get("value"))
+    if value is None or value <= 0:
+        return None
+    key = unit_key(quantity)
+    if key in {"mg/kg", "mg/kg/dose", "mg/kg[bw]"}:
+        return Dose(value, "mg/kg")
+    if key == "mg":
+        return Dose(value, "mg")
+    if key == "g":
+        return Dose(value * 1000, "mg")
+    return None
+
+
+def request_dose(resource: dict[str, Any]) -> Dose | None:
+    for instruction in as_list(resource.get("dosageInstruction")):
+        for dose_and_rate in as_list(as_dict(instruction).get("doseAndRate")):
+            dose = _dose(as_dict(dose_and_rate).get("doseQuantity"))
+            if dose:
+                return dose
+    return None
+
+
+def medication_concept(resource: dict[str, Any], medications: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """medicationCodeableConcept, or the code of a contained or referenced Medication."""
+    concept = as_dict(resource.get("medicationCodeableConcept"))
+    if concept:
+        return concept
+    rtype, rid = reference_parts(resource.get("medicationReference"))
+    if rtype == "#":
+        for contained in as_list(resource.get("contained")):
+            contained = as_dict(contained)
+            if contained.get("resourceType") == "Medication" and contained.get("id") == rid:
+                return as_dict(contained.get("code"))
+    elif rid:
+        medication = medications.get(f"Medication/{rid}")
+        if medication:
+            return as_dict(medication.get("code"))
+    display = as_str(as_dict(resource.get("medicationReference")).get("display"))
+    return {"text": display} if display else {}
+
+
+def medication_family(
+    resource: dict[str, Any], terminology: Terminology, medications: dict[str, dict[str, Any]]
+) -> str | None:
+    concept = medication_concept(resource, medications)
+    return terminology.drug_family(codings(concept), concept_text(concept))
+
+
+def _intents(resource: dict[str, Any]) -> frozenset[str]:
+    codes = {code for v in extension_values(resource, "mcode-treatment-intent") for _s, code in codings(v)}
+    for category in as_list(resource.get("category")):
+        codes |= {code for _s, code in codings(category)}
+    return frozenset(codes)
+
+
+def _status_reasons(resource: dict[str, Any]) -> frozenset[str]:
+    reasons = resource.get("statusReason")
+    return frozenset(code for concept in as_list(reasons) for _s, code in codings(concept))
+
+
+def _therapy_event(
+    resource: dict[str, Any], terminology: Terminology, medications: dict[str, dict[str, Any]]
+) -> TherapyEvent | None:
+    rtype = resource.get("resourceType")
+    status = as_str(resource.get("status")) or "unknown"
+    family = medication_family(resource, terminology, medications)
+    if family is None:
+        return None
+    rid = resource_key(resource) or ""
+    common = {
+        "family": family,
+        "resource_id": rid,
+        "status": status,
+        "intents": _intents(resource),
+        "status_reasons": _status_reasons(resource),
+    }
+    if rtype == "MedicationRequest":
+        if status in EXCLUDED_REQUEST_STATUSES:
+            return None
+        start, end = None, None
+        for instruction in as_list(resource.get("dosageInstruction")):
+            repeat = as_dict(as_dict(as_dict(instruction).get("timing")).get("repeat"))
+            start, end = period_bounds(repeat.get("boundsPeriod"))
+            if start or end:
+                break
+        start = start or parse_datetime(resource.get("authoredOn"))
+        return TherapyEvent(kind="request", start=start, end=end, dose=request_dose(resource), **common)
+    if rtype == "MedicationAdministration":
+        if status == "entered-in-error" or status == "not-done":
+            return None
+        start, end = effective_time(resource)
+        dose = _dose(as_dict(resource.get("dosage")).get("dose"))
+        return TherapyEvent(kind="administration", start=start, end=end, dose=dose, **common)
+    if rtype == "MedicationStatement":
+        if status in EXCLUDED_STATEMENT_STATUSES:
+            return None
+        start, end = effective_time(resource)
+        if start == end and status in {"active", "on-hold"}:
+            end = None
+        return TherapyEvent(kind="statement", start=start, end=end, **common)
+    return None
+
+
+def _observation_result(resource: dict[str, Any], kind: str) -> Result | None:
+    when, _end = effective_time(resource)
+    when = when or parse_datetime(resource.get("issued"))
+    rid = resource_key(resource) or ""
+    if when is None:
+        return None  # an undated result cannot be placed before or after a dose
+    quantity = as_dict(resource.get("valueQuantity"))
+    if not quantity:
+        return Result(kind=kind, when=when, resource_id=rid, problem="no numeric value")
+    if kind == "platelets":
+        value = platelets_per_mm3(quantity)
+        return Result(
+            kind, when, rid, value, "/mm3", problem="" if value is not None else _unit_problem(quantity)
+        )
+    if kind == "weight":
+        value = weight_kg(quantity)
+        return Result(
+            kind, when, rid, value, "kg", problem="" if value is not None else _unit_problem(quantity)
+        )
+    if kind == "lvef":
+        value = percent(quantity)
+        return Result(
+            kind, when, rid, value, "%", problem="" if value is not None else _unit_problem(quantity)
+        )
+    measured = comparable(kind, quantity)
+    if measured is None:
+        return Result(kind=kind, when=when, resource_id=rid, problem=_unit_problem(quantity))
+    value, unit = measured
+    return Result(kind, when, rid, value, unit, uln=_uln(resource, kind, quantity))
+
+
+def _unit_problem(quantity: dict[str, Any]) -> str:
+    unit = as_str(quantity.get("code")) or as_str(quantity.get("unit"))
+    return f"unit {unit!r} not recognised" if unit else "no unit"
+
+
+def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> float | None:
+    for reference_range in as_list(resource.get("referenceRange")):
+        high = as_dict(as_dict(reference_range).get("high"))
+        if as_number(high.get("value")) is None:
+            continue
+        # A range stated without a unit is in the result's unit: that is how labs print it.
+        if not (high.get("code") or high.get("unit")):
+            high = {**high, "code": quantity.get("code"), "unit": quantity.get("unit")}
+        measured = comparable(kind, high)
+        if measured and measured[0] > 0:
+            return measured[0]
+    return None
+
+
+def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
+    concept = as_dict(resource.get("valueCodeableConcept"))
+    pairs = codings(concept) + [p for i in as_list(resource.get("interpretation")) for p in codings(i)]
+    if terminology.has_qualifier("positive", pairs) or any(code == "POS" for _s, code in pairs):
+        return "positive"
+    if terminology.has_qualifier("negative", pairs) or any(code == "NEG" for _s, code in pairs):
+        return "negative"
+    text = (concept_text(concept) + " " + (as_str(resource.get("valueString")) or "")).strip().lower()
+    # An ISH result settles an equivocal IHC 2+ (ASCO/CAP): "IHC 2+, ISH not amplified" is negative.
+    # Negative phrases first: "not amplified" contains "amplified".
+    if any(phrase in text for phrase in HER2_ISH_NEGATIVE_TEXT):
+        return "negative"
+    if "amplified" in text:
+        return "positive"
+    if any(phrase in text for phrase in ("equivocal", "2+")):
+        return "unknown"
+    if any(phrase in text for phrase in HER2_NEGATIVE_TEXT) or text in HER2_NEGATIVE_SCORES:
+        return "negative"
+    if any(phrase in text for phrase in HER2_POSITIVE_TEXT):
+        return "positive"
+    return "unknown"
+
+
+def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
+    """(usable, active): entered-in-error and refuted conditions are not usable at all."""
+    verification = {code for _s, code in codings(resource.get("verificationStatus"))}
+    if verification & EXCLUDED_VERIFICATION:
+        return False, False
+    clinical = {code for _s, code in codings(resource.get("clinicalStatus"))}
+    return True, not (clinical & INACTIVE_CONDITION_STATUSES)
+
+
+def about_another_patient(resource: dict[str, Any], patient_id: str) -> bool:
+    """True when subject or patient names a different Patient; resources naming none are kept."""
+    for element in ("subject", "patient"):
+        rtype, rid = reference_parts(resource.get(element))
+        if rtype == "Patient" and rid and rid != patient_id:
+            return True
+    return False
+
+
+def build(
+    patient_id: str,
+    resources: Iterable[dict[str, Any]],
+    terminology: Terminology,
+    available: frozenset[str] = ALL_CATEGORIES,
+) -> PatientRecord:
+    by_key: dict[str, dict[str, Any]] = {}
+    anonymous: list[dict[str, Any]] = []
+    foreign = 0
+    for resource in resources:
+        if about_another_patient(resource, patient_id):
+            foreign += 1  # a misbehaving server or prefetch: never let it fire a card for this patient
+            continue
+        key = resource_key(resource)
+        if key:
+            by_key[key] = resource
+        else:
+            anonymous.append(resource)
+    everything = list(by_key.values()) + anonymous
+    medications = {k: v for k, v in by_key.items() if v.get("resourceType") == "Medication"}
+
+    conditions: list[ConditionFact] = []
+    therapy: list[TherapyEvent] = []
+    progression: list[datetime] = []
+    results: dict[str, list[Result]] = {}
+    her2_readings: list[tuple[datetime, Her2, str]] = []
+
+    for resource in everything:
+        rtype = resource.get("resourceType")
+        if rtype == "Condition":
+            usable, active = _is_current_condition(resource)
+            if usable:
+                onset = (
+                    parse_datetime(resource.get("onsetDateTime"))
+                    or period_bounds(resource.get("onsetPeriod"))[0]
+                    or parse_datetime(resource.get("recordedDate"))
+                )
+                code = as_dict(resource.get("code"))
+                conditions.append(
+                    ConditionFact(
+                        resource_key(resource) or "", tuple(codings(code)), concept_text(code), onset, active
+                    )
+                )
+        elif rtype in {"MedicationRequest", "MedicationAdministration", "MedicationStatement"}:
+            event = _therapy_event(resource, terminology, medications)
+            if event:
+                therapy.append(event)
+        elif rtype == "Observation":
+            if as_str(resource.get("status")) not in VALID_OBSERVATION_STATUSES:
+                continue
+            pairs = codings(resource.get("code"))
+            kind = terminology.observation_kind(pairs)
+            if kind == "disease_status":
+                when, _ = effective_time(resource)
+                if when and terminology.has_qualifier(
+                    "progression", codings(resource.get("valueCodeableConcept"))
+                ):
+                    progression.append(when)
+            elif kind == "her2":
+                when, _ = effective_time(resource)
+                # Pathology reports often carry only `issued`: an undated result would be lost.
+                when = when or parse_datetime(resource.get("issued"))
+                reading = _her2_reading(resource, terminology)
+                if when and reading != "unknown":
+                    her2_readings.append((when, reading, resource_key(resource) or "Observation"))
+            elif kind:
+                result = _observation_result(resource, kind)
+                if result:
+                    results.setdefault(kind, []).append(result)
+
+    metastatic = [c for c in conditions if terminology.in_condition_set("metastatic", c.codes, c.text)]
+    breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
+    tdm1_intents = {i for e in therapy if e.family == TDM1 for i in e.intents}
+    setting: Setting
+    if metastatic:
+        setting = "metastatic"
+    elif breast or tdm1_intents & terminology.qualifiers["intent_curative"]:
+        setting = "early"
+    else:
+        setting = "unknown"
+    onsets = [c.onset for c in metastatic if c.onset]
+    metastatic_since = min(onsets) if onsets else None
+
+    her2, evidence = _her2_status(her2_readings, conditions, terminology)
+    therapy.sort(key=lambda e: e.start or FAR_FUTURE)
+    for kind in results:
+        results[kind].sort(key=lambda r: r.when, reverse=True)
+    return PatientRecord(
+        patient_id=patient_id,
+        setting=setting,
+        metastatic_since=metastatic_since,
+        her2=her2,
+        her2_evidence=evidence,
+        conditions=tuple(conditions),
+        therapy=tuple(therapy),
+        progression=tuple(sorted(progression)),
+        results={kind: tuple(items) for kind, items in results.items()},
+        available=available,
+        medications=medications,
+        foreign_resources=foreign,
+    )
+
+
+def _her2_status(
+    readings: list[tuple[datetime, Her2, str]], conditions: list[ConditionFact], terminology: Terminology
+) -> tuple[Her2, str]:
+    if readings:
+        when, reading, source = max(readings, key=lambda r: r[0])
+        return reading, f"{source} ({when.date().isoformat()})"
+    coded: list[tuple[datetime, int, Her2, str]] = []
+    for condition in conditions:
+        onset = condition.onset or datetime.min.replace(tzinfo=UTC)
+        if terminology.in_condition_set("her2_negative_breast_cancer", condition.codes):
+            coded.append((onset, 1, "negative", condition.resource_id))
+        elif terminology.in_condition_set("her2_positive_breast_cancer", condition.codes):
+            coded.append((onset, 0, "positive", condition.resource_id))
+    if coded:
+        # The latest diagnosis decides (a metastasis can be re-typed); on a tie, negative wins so
+        # that a contradiction is shown rather than hidden.
+        _onset, _rank, status, source = max(coded, key=lambda c: (c[0], c[1]))
+        return status, source
+    return "unknown", ""
+
+
+def reference_build(
+    patient_id: str,
+    resources: Iterable[dict[str, Any]],
+    terms: Terminology,
+    available: frozenset[str] = ALL_CATEGORIES,
+) -> PatientRecord:
+    """build() as it was, over the reference accessors and matchers."""
+    return build(patient_id, resources, ReferenceTerminology(terms), available)  # type: ignore[arg-type]
