@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from flask import current_app, request
 
-from service.api.errors import ApiError
 from service.api import json_depth
+from service.api.errors import ApiError
 
 JSON_TYPES = {"application/json", "application/fhir+json"}
 

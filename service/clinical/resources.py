@@ -39,7 +39,10 @@ def as_number(value: Any) -> float | None:
     # bool is an int in Python; a FHIR decimal never is.
     if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float: no measurement
+        return None
     # x - x is 0.0 for every finite float and NaN for NaN and the infinities.
     return number if number - number == 0.0 else None
 
@@ -81,6 +84,13 @@ def concept_text(concept: Any) -> str:
     return " ".join(parts)
 
 
+# Dates outside these are unreadable: no clinical record is dated there, and the rules add or
+# subtract cycles and lookbacks of up to a few years, which near year 1 or 9999 overflow Python's
+# calendar (a 500 for one nonsense date, before this).
+READABLE_FROM = datetime(1000, 1, 1, tzinfo=UTC)
+READABLE_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_datetime(value: Any) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware UTC datetime.
 
@@ -96,16 +106,17 @@ def parse_datetime(value: Any) -> datetime | None:
         # _DATE_ONLY matches at most 10 characters: longer (full dateTime) texts skip the regex.
         if len(text) <= 10 and _DATE_ONLY.match(text):
             parts = [int(p) for p in text.split("-")] + [1, 1]
-            return datetime.combine(date(parts[0], parts[1], parts[2]), time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+            parsed = datetime.combine(date(parts[0], parts[1], parts[2]), time(), tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            zone = parsed.tzinfo
+            if zone is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            elif zone is not UTC:  # "Z" and "+00:00" parse to the UTC singleton: nothing to convert
+                parsed = parsed.astimezone(UTC)  # OverflowError past year 1 or 9999
+    except (ValueError, OverflowError):
         return None
-    zone = parsed.tzinfo
-    if zone is UTC:  # "Z" and "+00:00" parse to the UTC singleton: astimezone(UTC) would return it as is
-        return parsed
-    if zone is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return parsed if READABLE_FROM <= parsed < READABLE_UNTIL else None
 
 
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:

@@ -414,3 +414,37 @@ def test_another_patients_data_never_fires_a_card(client: FlaskClient, frozen_no
     assert "thrombocytopenia-hold" not in found
     (note,) = [c for c in response.get_json()["cards"] if c["source"]["topic"]["code"] == "data-unavailable"]
     assert "another patient" in note["detail"]
+
+
+def _with_date(resource: dict, element: str, when: str) -> dict:
+    resource[element] = when
+    return resource
+
+
+# Each dated element the record reads, with a date Python's calendar cannot shift or convert.
+EXTREME_DATES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-12-31", "0001-01-01"]
+
+
+@pytest.mark.parametrize("when", EXTREME_DATES)
+@pytest.mark.parametrize("service", ["tdm1-order-sign", "tdm1-patient-view"])
+def test_a_date_at_the_calendars_ends_is_unreadable_not_a_500(
+    client: FlaskClient, frozen_now, service: str, when: str
+) -> None:
+    platelets = _with_date(fb.observation("platelets", 40.0, fb.ago(days=1)), "effectiveDateTime", when)
+    del platelets["issued"]  # else the record rightly dates the result by when it was issued
+    history = [
+        *fb.metastatic_history(),
+        platelets,
+        _with_date(fb.administration("tdm1", fb.ago(days=21)), "effectiveDateTime", when),
+        _with_date(
+            fb.medication_request("tdm1", status="completed", authored=fb.ago(days=22)), "authoredOn", when
+        ),
+        _with_date(fb.breast_cancer(onset=fb.ago(days=400)), "onsetDateTime", when),
+    ]
+    hook = "order-sign" if service == "tdm1-order-sign" else "patient-view"
+    drafts = {"drafts": [fb.medication_request("tdm1")]} if hook == "order-sign" else {}
+    response = post(client, service, fb.hook_request(hook, history=history, **drafts))
+    assert response.status_code == 200, response.get_json()
+    # An undated platelet count of 40,000 cannot be placed before the dose: it never fires a hold.
+    codes = [c["source"]["topic"]["code"] for c in response.get_json()["cards"]]
+    assert "thrombocytopenia-hold" not in codes

@@ -61,7 +61,10 @@ def as_number(value: Any) -> float | None:
     # bool is an int in Python; a FHIR decimal never is.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # deliberate change since the original: unreadable, not an exception
+        return None
     return number if number == number and abs(number) != float("inf") else None
 
 
@@ -96,16 +99,21 @@ def parse_datetime(value: Any) -> datetime | None:
     if text is None:
         return None
     text = text.strip()
+    # Deliberate change since the original (kept here so the comparison stays exact): a date out of
+    # range, or one whose zone conversion overflows, is unreadable instead of an OverflowError.
     try:
         if _DATE_ONLY.match(text):
             parts = [int(p) for p in text.split("-")] + [1, 1]
-            return datetime.combine(date(parts[0], parts[1], parts[2]), time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+            parsed = datetime.combine(date(parts[0], parts[1], parts[2]), time(), tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    earliest, latest = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+    return parsed if earliest <= parsed < latest else None
 
 
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:
