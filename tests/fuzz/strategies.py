@@ -70,6 +70,9 @@ def dates() -> st.SearchStrategy[Any]:
                 "2026-02-30",
                 "0000-01-01",
                 "9999-12-31T23:59:59Z",
+                "9999-12-31",  # a cycle later is past the calendar (was a 500)
+                "0001-01-01T00:00:00+01:00",  # before year 1 once in UTC (was a 500)
+                "9999-12-31T23:59:59-01:00",
                 "24/11/2026",
                 "yesterday",
                 "",
