@@ -18,6 +18,7 @@ from service.api import metrics as metrics_api
 from service.clinical import knowledge, suggestions, terminology
 from service.clinical.findings import Params
 from service.fhir.cache import FetchCache
+from service.protocol import validation
 from service.settings import Settings, SettingsError, from_env
 from service.store import Store
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     suggestions.warm()
+    validation.warm()
     errors.register(app)
     cors.register(app)
     auth.register(app, settings, trusted)

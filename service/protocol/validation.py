@@ -85,3 +85,10 @@ def errors(instance: Any, schema_id: str, *, prefix: str = "") -> list[str]:
         if len(found) >= 20:
             break
     return sorted(found)
+
+
+def warm() -> None:
+    """Compile every schema's fast check now, before gunicorn forks: not on a first hook call, and a
+    schema that cannot be compiled says so at start."""
+    for schema_id in (HOOK_REQUEST, FEEDBACK, *CONTEXT_BY_HOOK.values()):
+        _fast_check(schema_id)
