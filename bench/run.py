@@ -1,12 +1,13 @@
 """make bench: the real server under load, against a baseline measured in the same run.
 
-Each workload gets a fresh `tdm1-cds serve --dev` (gunicorn, deploy/gunicorn.conf.py, production
-settings apart from unsigned requests) on loopback, and wrk drives it with 16 connections. The
-baseline is bench/echo_app.py under the same gunicorn settings: parse the same JSON, answer no cards
-(with Flask's default parser, json; a second echo with the service's parser, orjson, is shown too).
+Each workload gets its own `tdm1-cds serve --dev` (gunicorn, deploy/gunicorn.conf.py, production
+settings apart from unsigned requests) on loopback, all started first, and wrk drives them with 16
+connections, in turn, in short interleaved rounds (see interleaved()). The baseline is
+bench/echo_app.py under the same gunicorn settings: parse the same JSON, answer no cards (with
+Flask's default parser, json; a second echo with the service's parser, orjson, is shown too).
 Ratios, not absolute figures, are the result: this machine is shared and its speed varies.
 
-    python -m bench.run [--duration 10] [--connections 16] [--workers 2] [--quick]
+    python -m bench.run [--duration 10] [--rounds 5] [--connections 16] [--workers 2] [--quick]
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "post.lua"
 GUNICORN_CONF = REPO / "deploy" / "gunicorn.conf.py"
 FHIR_DELAY_MS = 100
+ECHO = "baseline: echo (parse JSON, no cards)"
+ECHO_ORJSON = "baseline': echo, parsed with orjson"
 
 
 @dataclass
@@ -252,23 +255,59 @@ def check_response(url: str, body: Path) -> list[str]:
     return [card["source"]["topic"]["code"] for card in response.json()["cards"]]
 
 
-def measure(name: str, base: str, master: int, path: str, body: Path, args: argparse.Namespace) -> Figures:
-    url = base + path
-    cards = check_response(url, body)
-    print(f"bench: {name}: cards {cards or '(none)'}", file=sys.stderr)
-    wrk(url, body, duration=args.warmup, connections=args.connections)
-    raw = wrk(url, body, duration=args.duration, connections=args.connections)
-    errors = raw["connect"] + raw["read"] + raw["write"] + raw["status"] + raw["timeout"]
-    return Figures(
-        name=name,
-        requests=raw["requests"],
-        seconds=raw["duration_us"] / 1e6,
-        errors=errors,
-        p50_ms=raw["p50"] / 1000,
-        p95_ms=raw["p95"] / 1000,
-        p99_ms=raw["p99"] / 1000,
-        peak_rss_mb=peak_rss_mb(master),
-    )
+@dataclass
+class Workload:
+    name: str
+    base: str
+    master: int
+    path: str
+    body: Path
+    rounds: list[dict[str, int]]
+
+    @property
+    def url(self) -> str:
+        return self.base + self.path
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def interleaved(items: list[Workload], args: argparse.Namespace) -> list[Figures]:
+    """Every workload in turn, `args.rounds` times, `args.duration / args.rounds` seconds each.
+
+    This machine's speed drifts within minutes (a shared host): measured one after the other, the
+    echo and a workload ran at different speeds and their ratio moved by 2x between runs. Taken in
+    alternation, a drift slows all of them alike. Requests and errors add up over the rounds;
+    each percentile is the median of the rounds' percentiles.
+    """
+    for item in items:
+        cards = check_response(item.url, item.body)
+        print(f"bench: {item.name}: cards {cards or '(none)'}", file=sys.stderr)
+        wrk(item.url, item.body, duration=args.warmup, connections=args.connections)
+    slice_seconds = max(1.0, args.duration / args.rounds)
+    for _ in range(args.rounds):
+        for item in items:
+            item.rounds.append(wrk(item.url, item.body, duration=slice_seconds, connections=args.connections))
+    figures = []
+    for item in items:
+        raws = item.rounds
+        errors = sum(r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"] for r in raws)
+        figures.append(
+            Figures(
+                name=item.name,
+                requests=sum(r["requests"] for r in raws),
+                seconds=sum(r["duration_us"] for r in raws) / 1e6,
+                errors=errors,
+                p50_ms=_median([r["p50"] for r in raws]) / 1000,
+                p95_ms=_median([r["p95"] for r in raws]) / 1000,
+                p99_ms=_median([r["p99"] for r in raws]) / 1000,
+                peak_rss_mb=peak_rss_mb(item.master),
+            )
+        )
+    return figures
 
 
 def sequential_p50_ms(url: str, body: Path, calls: int = 20) -> float:
@@ -332,6 +371,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per workload")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds the duration is split into")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unrecorded load first")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
@@ -341,84 +381,57 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.duration, args.warmup, args.skip_memory = 3.0, 1.0, True
+        args.duration, args.warmup, args.skip_memory, args.rounds = 3.0, 1.0, True, 3
     ensure_wrk()
     print(machine(), file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="tdm1-bench-") as tmp:
         scratch = Path(tmp)
         bodies = workloads.write(scratch / "bodies")
-        rows: list[Figures] = []
-        with serve(scratch, "echo", args.workers, echo="app") as (base, master):
-            echo = measure(
-                "baseline: echo (parse JSON, no cards)",
-                base,
-                master,
-                "/cds-services/echo",
-                bodies["order-sign"],
+        with ExitStack() as servers:
+            echo_srv = servers.enter_context(serve(scratch, "echo", args.workers, echo="app"))
+            echo_orjson_srv = servers.enter_context(
+                serve(scratch, "echo-orjson", args.workers, echo="orjson_app")
+            )
+            w1 = servers.enter_context(serve(scratch, "w1", args.workers))
+            w2 = servers.enter_context(serve(scratch, "w2", args.workers))
+            fhir_url = servers.enter_context(slow_fhir_server(scratch, FHIR_DELAY_MS))
+            # The fetch cache is off here: every call must wait for its own (parallel) queries.
+            w3 = servers.enter_context(
+                serve(scratch, "w3", args.workers, env={"TDM1_CDS_FETCH_CACHE_TTL_SECONDS": "0"})
+            )
+            w4 = servers.enter_context(serve(scratch, "w4", args.workers))
+            no_prefetch_body = scratch / "bodies" / "order-sign-no-prefetch.json"
+            no_prefetch_body.write_text(
+                json.dumps(workloads.order_sign_no_prefetch(fhir_url)), encoding="utf-8"
+            )
+            sign_path = "/cds-services/tdm1-order-sign"
+            rows = interleaved(
+                [
+                    Workload(ECHO, *echo_srv, "/cds-services/echo", bodies["order-sign"], []),
+                    Workload(ECHO_ORJSON, *echo_orjson_srv, "/cds-services/echo", bodies["order-sign"], []),
+                    Workload("1 order-sign, full prefetch", *w1, sign_path, bodies["order-sign"], []),
+                    Workload(
+                        "2 patient-view, full prefetch",
+                        *w2,
+                        "/cds-services/tdm1-patient-view",
+                        bodies["patient-view"],
+                        [],
+                    ),
+                    Workload(
+                        f"3 order-sign, no prefetch, FHIR {FHIR_DELAY_MS} ms",
+                        *w3,
+                        sign_path,
+                        no_prefetch_body,
+                        [],
+                    ),
+                    Workload(
+                        "4 order-sign, 2,000-resource history", *w4, sign_path, bodies["order-sign-2000"], []
+                    ),
+                ],
                 args,
             )
-        rows.append(echo)
-        with serve(scratch, "echo-orjson", args.workers, echo="orjson_app") as (base, master):
-            echo_orjson = measure(
-                "baseline': echo, parsed with orjson",
-                base,
-                master,
-                "/cds-services/echo",
-                bodies["order-sign"],
-                args,
-            )
-        rows.append(echo_orjson)
-        with serve(scratch, "w1", args.workers) as (base, master):
-            sign = measure(
-                "1 order-sign, full prefetch",
-                base,
-                master,
-                "/cds-services/tdm1-order-sign",
-                bodies["order-sign"],
-                args,
-            )
-        rows.append(sign)
-        with serve(scratch, "w2", args.workers) as (base, master):
-            rows.append(
-                measure(
-                    "2 patient-view, full prefetch",
-                    base,
-                    master,
-                    "/cds-services/tdm1-patient-view",
-                    bodies["patient-view"],
-                    args,
-                )
-            )
-        # The fetch cache is off here: every call must wait for its own (parallel) queries.
-        with (
-            slow_fhir_server(scratch, FHIR_DELAY_MS) as fhir_url,
-            serve(scratch, "w3", args.workers, env={"TDM1_CDS_FETCH_CACHE_TTL_SECONDS": "0"}) as (
-                base,
-                master,
-            ),
-        ):
-            body = scratch / "bodies" / "order-sign-no-prefetch.json"
-            body.write_text(json.dumps(workloads.order_sign_no_prefetch(fhir_url)), encoding="utf-8")
-            no_prefetch = measure(
-                f"3 order-sign, no prefetch, FHIR {FHIR_DELAY_MS} ms",
-                base,
-                master,
-                "/cds-services/tdm1-order-sign",
-                body,
-                args,
-            )
-            alone = sequential_p50_ms(base + "/cds-services/tdm1-order-sign", body)
-        rows.append(no_prefetch)
-        with serve(scratch, "w4", args.workers) as (base, master):
-            large = measure(
-                "4 order-sign, 2,000-resource history",
-                base,
-                master,
-                "/cds-services/tdm1-order-sign",
-                bodies["order-sign-2000"],
-                args,
-            )
-        rows.append(large)
+            alone = sequential_p50_ms(w3[0] + sign_path, no_prefetch_body)
+        echo, echo_orjson, sign, _view, no_prefetch, large = rows
         print(table(rows))
         print(
             f"no prefetch, one call at a time: p50 {alone:.0f} ms for six {FHIR_DELAY_MS} ms queries "

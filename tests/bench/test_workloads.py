@@ -40,3 +40,35 @@ def test_slow_server_data_is_the_prefetch_data() -> None:
     history = workloads.realistic_history()
     answers = workloads.fhir_responses(history)
     assert set(answers) == {"Patient", *fb.PREFETCH_KEYS}
+
+
+def test_interleaved_rounds_add_requests_and_take_median_percentiles(monkeypatch, tmp_path) -> None:
+    from argparse import Namespace
+
+    from bench import run
+
+    body = tmp_path / "body.json"
+    body.write_text("{}")
+    order: list[str] = []
+    p99s = iter([10_000, 90_000, 30_000, 1_000, 2_000, 3_000])  # µs, as wrk reports them
+
+    def fake_wrk(url: str, _body, *, duration: float, connections: int) -> dict[str, int]:
+        order.append(url.rsplit("/", 1)[-1])
+        p99 = next(p99s) if duration == 1.0 else 0  # warm-ups (2 s here) take none
+        return dict.fromkeys(("connect", "read", "write", "status", "timeout"), 0) | {
+            "requests": 100,
+            "duration_us": 1_000_000,
+            "p50": p99 // 2,
+            "p95": p99,
+            "p99": p99,
+        }
+
+    monkeypatch.setattr(run, "wrk", fake_wrk)
+    monkeypatch.setattr(run, "check_response", lambda _url, _body: [])
+    monkeypatch.setattr(run, "peak_rss_mb", lambda _master: [1.0])
+    items = [run.Workload(n, "http://127.0.0.1:1", 0, f"/{n}", body, []) for n in ("a", "b")]
+    a, b = run.interleaved(items, Namespace(warmup=2.0, duration=3.0, rounds=3, connections=16))
+    assert order == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-ups, then rounds in alternation
+    # Rounds alternate, so a had the 1st, 3rd and 5th p99s (10, 30, 2 ms) and b the others (90, 1, 3).
+    assert (a.requests, a.seconds, a.p99_ms) == (300, 3.0, 10.0)
+    assert (b.requests, b.p99_ms) == (300, 3.0)
