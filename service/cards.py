@@ -9,7 +9,6 @@ suggestions, a display on every override reason, links typed, optional fields om
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 
 from service.clinical.findings import Finding
 from service.clinical.knowledge import Knowledge
+from service.ids import random_uuid
 
 RULE_SYSTEM = "urn:tdm1-cds:rule"
 OVERRIDE_SYSTEM = "urn:tdm1-cds:override-reason"
@@ -106,7 +106,7 @@ def render(finding: Finding, contents: dict[str, CardContent], knowledge: Knowle
     if variant is None:
         raise CardContentError(f"cards/{finding.rule_id}.yaml has no variant {finding.variant!r}")
     card: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
+        "uuid": random_uuid(),
         "summary": _summary(_format(variant["summary"], finding.facts, markdown=False)),
         "indicator": finding.indicator,
         "source": {
@@ -127,7 +127,7 @@ def render(finding: Finding, contents: dict[str, CardContent], knowledge: Knowle
     suggestions = [
         {
             "label": content.suggestions.get(s.key, s.key),
-            "uuid": str(uuid.uuid4()),
+            "uuid": random_uuid(),
             **({"isRecommended": True} if s.recommended else {}),
             "actions": [_action(a) for a in s.actions],
         }

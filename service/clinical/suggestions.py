@@ -7,9 +7,10 @@ R4 payloads of these types fit the R4B models.
 
 from __future__ import annotations
 
-import uuid
 from functools import cache
 from typing import Any
+
+from service.ids import random_uuid
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LOINC = "http://loinc.org"
@@ -51,7 +52,7 @@ def validated(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 LABORATORY = {"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}
