@@ -9,11 +9,13 @@ import gc
 import os
 
 worker_class = "gthread"
-# 4: a trade measured with make bench on a quiet machine (bench/RESULTS.md, "Threads per worker").
-# With complete prefetch a call is CPU-bound, and 8 threads fighting over one GIL gave a p99 of
-# 2 s at 16 connections against 0.3 s with 4; without prefetch a call waits on the EHR's FHIR
-# server, and 8 threads did better there (p50 336 vs 500 ms). Prefetch is the common case.
-threads = int(os.environ.get("TDM1_CDS_THREADS", "4"))
+# 16, measured with make bench (bench/RESULTS.md, "Threads per worker"). A call without prefetch
+# holds its thread while its FHIR queries wait (~110 ms): with 16 connections and 2 workers, 4
+# threads queued them (no-prefetch p50 340 ms), 8 still did (191 ms), 16 did not (135-143 ms). Once
+# a prefetched call cost ~2.5 ms of CPU instead of ~8, more threads no longer hurt its tail (the
+# GIL convoy that made 8 threads worse than 4 before): workload 1 had its best throughput and a p99
+# within 2x the echo's with 16.
+threads = int(os.environ.get("TDM1_CDS_THREADS", "16"))
 # A hook call has a 2 s fetch deadline; a worker silent for 30 s is stuck and is replaced.
 timeout = 30
 # SIGTERM (a rolling update, a scale-down): stop accepting, finish calls in flight for up to 20 s.

@@ -50,7 +50,8 @@ class Settings:
     fetch_deadline_seconds: float = 2.0
     fetch_max_pages: int = 20
     # Threads per worker process for FHIR queries: each hook call without prefetch makes six at once,
-    # and a worker runs up to 8 calls (gunicorn threads); fewer threads would queue them in turn.
+    # and a worker runs up to 16 calls (gunicorn threads): 96 queries at most, six of them per call;
+    # past 64 some wait for a thread, which only happens with more than ten slow calls in one worker.
     fetch_workers: int = 64
     # order-select then order-sign on the same draft: reuse what was fetched (not prefetched) for the
     # same patient, server and token for this long (0 = off), within this many bytes per worker.
