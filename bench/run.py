@@ -199,10 +199,19 @@ def worker_pids(master: int) -> list[int]:
 
 
 def _status_kb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    """0.0 when the process is gone, or exiting (a zombie has no VmRSS)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
         if line.startswith(field + ":"):
             return float(line.split()[1])
     return 0.0
+
+
+def rss_mb_of(pid: int) -> float:
+    return round(_status_kb(pid, "VmRSS") / 1024, 1)
 
 
 def peak_rss_mb(master: int) -> list[float]:
@@ -210,7 +219,7 @@ def peak_rss_mb(master: int) -> list[float]:
 
 
 def rss_mb(master: int) -> list[float]:
-    return [round(_status_kb(pid, "VmRSS") / 1024, 1) for pid in worker_pids(master)]
+    return [rss_mb_of(pid) for pid in worker_pids(master)]
 
 
 def wrk(

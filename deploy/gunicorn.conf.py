@@ -23,8 +23,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 # Recycle workers now and then so a slow leak cannot grow without bound; jitter avoids all at once.
-max_requests = 10000
-max_requests_jitter = 500
+# TDM1_CDS_MAX_REQUESTS=0 turns recycling off: make soak does, since a recycled worker hides a leak.
+max_requests = int(os.environ.get("TDM1_CDS_MAX_REQUESTS", "10000"))
+max_requests_jitter = 500 if max_requests else 0
 accesslog = None  # our own JSON log line per call carries what may be logged; URLs may not
 errorlog = "-"
 loglevel = "warning"
