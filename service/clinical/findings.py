@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from service.clinical.knowledge import Knowledge
+from service.clinical.memo import Memo
 from service.clinical.orders import DraftOrder
 from service.clinical.record import PatientRecord
 from service.clinical.terminology import Terminology
@@ -69,15 +70,11 @@ class RuleContext:
     notes: list[str] = field(default_factory=list)
     # Facts several rules derive from the record (the T-DM1 doses, the placed HER2 therapy), kept
     # for this context: the engine runs every rule on one context, and the record never changes.
-    _memo: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     def memo(self, key: Hashable, build: Callable[[], T]) -> T:
         """build(), computed once per key for this context."""
-        try:
-            return self._memo[key]
-        except KeyError:
-            value = self._memo[key] = build()
-            return value
+        return self._memo.get(key, build)
 
     @property
     def cycle(self) -> timedelta:

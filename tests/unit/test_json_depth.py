@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.api import json_depth
 from service.api.json_depth import depth_exceeds as walk
+from tests.unit.property_settings import PROPERTY
 
 try:
     from service.api._jsondepth import exceeds as scan
@@ -28,13 +29,6 @@ except ImportError:
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 needs_scanner = pytest.mark.skipif(
     scan is None, reason="service.api._jsondepth not built (no C compiler at install): walk only"
-)
-PROPERTY = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,  # the same cases every run
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import workloads
@@ -30,17 +30,11 @@ from service.clinical.resources import bundle_resources
 from tests import fhir_builders as fb
 from tests.fuzz import strategies as fuzz
 from tests.unit import record_reference as ref
+from tests.unit.property_settings import PROPERTY
 
 TERMS = terminology.default()
 REFERENCE_TERMS = ref.ReferenceTerminology(TERMS)
 FIXTURES = Path(__file__).resolve().parents[2] / "fhir_fixtures" / "requests"
-PROPERTY = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,  # the same cases every run
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 
 
 def same_outcome(fast: Any, slow: Any, value: Any) -> None:

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from service.clinical.memo import Memo
+
 HERE = Path(__file__).resolve().parent
 STATUSES = ("confirmed", "secondary", "unverified")
 SETTINGS = ("any", "metastatic", "early")
@@ -49,15 +51,11 @@ class Knowledge:
     terminology: dict[str, Any]
     # Structures the rules derive from the entries (compiled tables, the dose ladder), built once per
     # Knowledge object rather than on every call; a Knowledge with other entries has its own.
-    _derived: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _derived: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     def derived(self, key: Hashable, build: Callable[[], T]) -> T:
         """build(), computed once per key for this Knowledge (a failed build is not cached)."""
-        try:
-            return self._derived[key]
-        except KeyError:
-            value = self._derived[key] = build()
-            return value
+        return self._derived.get(key, build)
 
     def entry(self, entry_id: str) -> Entry:
         try:
