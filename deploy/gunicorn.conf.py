@@ -33,6 +33,30 @@ loglevel = "warning"
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
+def gc_thresholds(value: str) -> tuple[int, int, int]:
+    """TDM1_CDS_GC_THRESHOLDS: three positive integers, "50000,20,10"; anything else stops the start
+    with a message that names the variable (a bad value must not pass silently)."""
+    parts = value.split(",")
+    try:
+        numbers = tuple(int(part) for part in parts)
+    except ValueError:
+        numbers = ()
+    if len(numbers) != 3 or min(numbers) < 1:
+        raise SystemExit(
+            f"TDM1_CDS_GC_THRESHOLDS={value!r}: expected three positive integers, such as 50000,20,10"
+        )
+    return numbers  # type: ignore[return-value]
+
+
+# The collector's generation thresholds (CPython's default: 700, 10, 10). Almost nothing a hook call
+# allocates is cyclic, so the default's collections, every 700 net allocations, found nothing to free
+# while a prefetch parse triggered hundreds, each walking the objects of the other calls in flight
+# too: with 50,000, the 2,000-resource workload gained 1.2 to 1.6x under load and the small ones did
+# not change (bench/RESULTS.md, "Garbage collector"). Cycles are still collected, less often: the
+# memory phase and the soak check that nothing grows. "700,10,10" puts CPython's back.
+GC_THRESHOLDS = gc_thresholds(os.environ.get("TDM1_CDS_GC_THRESHOLDS", "50000,20,10"))
+
+
 def post_worker_init(worker):
     """The app is loaded: move everything alive now (≈100,000 objects from Flask, SQLAlchemy,
     jsonschema, fhir.resources) out of the collector's reach. Each full collection otherwise walks
@@ -40,6 +64,7 @@ def post_worker_init(worker):
     1.7 MB prefetch took 39 ms with them, 16 ms without (bench/RESULTS.md). They live as long as
     the worker, so nothing is lost. The echo baseline gets the same, so the ratios stay fair."""
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def child_exit(server, worker):
