@@ -13,7 +13,7 @@ from requests.adapters import HTTPAdapter
 import service.api.preview as preview
 from service import auth, logs
 from service import cards as card_content
-from service.api import admin, cors, discovery, errors, feedback, health, hooks, openapi
+from service.api import admin, cors, discovery, errors, feedback, health, hooks, json_provider, openapi
 from service.api import metrics as metrics_api
 from service.clinical import knowledge, suggestions, terminology
 from service.clinical.findings import Params
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         FETCH_CACHE=FetchCache(settings.fetch_cache_ttl_seconds, settings.fetch_cache_max_bytes),
         CLOCK=_clock(settings),  # the clinical core takes `now` as an argument; dev and tests may pin it
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    json_provider.install(app)
     suggestions.warm()
     validation.warm()
     errors.register(app)
