@@ -105,13 +105,9 @@ def percent(quantity: Any) -> float | None:
 
 def comparable(kind: str, quantity: Any) -> tuple[float, str] | None:
     """A liver test value in a canonical unit, so result and ULN can be divided."""
-    if not isinstance(quantity, dict):
+    value = _value(quantity)
+    if value is None:
         return None
-    value = quantity.get("value")  # twice per liver test (value and ULN): _value inlined
-    if type(value) is not float or value - value != 0.0:
-        value = as_number(value)
-        if value is None:
-            return None
     key = unit_key(quantity)
     if kind == "bilirubin":
         factor = _BILIRUBIN_TO_MG_DL.get(key)
