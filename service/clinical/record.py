@@ -117,6 +117,12 @@ class TherapyEvent:
     def last_date(self) -> datetime | None:
         return self.end or self.start
 
+    @property
+    def still_taken(self) -> bool:
+        """A MedicationStatement saying the patient takes it now (active, on hold) with no end: it did
+        not end at its start date. Orders are not read this way: an "active" order is often stale."""
+        return self.kind == "statement" and self.end is None and self.status in _STILL_TAKING
+
 
 @dataclass(frozen=True)
 class ConditionFact:

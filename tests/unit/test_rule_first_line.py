@@ -93,3 +93,37 @@ def test_unplaceable_history_is_said_not_guessed() -> None:
 
 def test_not_fired_for_other_drugs() -> None:
     assert on_order(fb.medication_request("pertuzumab"), base()) == []
+
+
+def adjuvant_still_taken(status: str = "active", end: str | None = None) -> dict:
+    """Trastuzumab started as adjuvant therapy (before the metastatic diagnosis), no end, still taken."""
+    statement = fb.statement("trastuzumab", datetime(2024, 1, 1, tzinfo=UTC), status=status)
+    if end is not None:
+        statement["effectivePeriod"]["end"] = end
+    return statement
+
+
+def test_adjuvant_therapy_still_taken_at_the_recurrence_is_second_line() -> None:
+    # Started 14 months before the recurrence and never ended: the recurrence came on trastuzumab
+    # (ASCO Rec 5.0), not 14 months after it. The start is not its end.
+    for status in ("active", "on-hold"):
+        findings = on_order(fb.medication_request(), base(adjuvant_still_taken(status)))
+        assert "first-line-use" not in rule_ids(findings), status
+        assert only(findings, "tdxd-preferred").variant == "after-early", status
+
+
+def test_a_far_future_end_means_no_end() -> None:
+    # 9999-12-31 is how many systems write "no end": the same as no end at all.
+    findings = on_order(fb.medication_request(), base(adjuvant_still_taken(end="9999-12-31")))
+    assert "first-line-use" not in rule_ids(findings)
+    assert "tdxd-preferred" in rule_ids(findings)
+
+
+def test_a_completed_course_with_no_end_is_not_said_to_have_ended_at_its_start() -> None:
+    findings = on_order(fb.medication_request(), base(adjuvant_still_taken(status="completed")))
+    finding = only(findings, "first-line-use")
+    assert finding.facts["prior_early"].endswith(", last recorded 2024-01-01")
+    ended = base(adjuvant_ending(datetime(2024, 3, 13, tzinfo=UTC)))
+    assert only(on_order(fb.medication_request(), ended), "first-line-use").facts["prior_early"].endswith(
+        ", ended 2024-03-13"
+    )

@@ -117,6 +117,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
 def _early_recurrence(ctx: RuleContext, early: list[TherapyEvent]) -> bool:
     """ASCO Rec 5.0: HER2-directed (neo)adjuvant therapy ended ≤ 12 months before recurrence."""
     since = ctx.record.metastatic_since
+    if since is not None and any(e.still_taken for e in early):
+        return True  # still taken at the recurrence: it came on therapy, within any window
     ends = [e.last_date for e in early if e.last_date]
     if not ends or since is None:
         return False
