@@ -20,6 +20,7 @@ from service.clinical.resources import (
     as_str,
     bundle_resources,
     codings,
+    open_ended,
     parse_datetime,
     period_bounds,
     resource_key,
@@ -81,8 +82,16 @@ def planned_ends(resource: dict[str, Any]) -> tuple[PlannedEnd, ...]:
         if as_dict(repeat.get("boundsRange")):
             ends.append(PlannedEnd(f"{base}.boundsRange", "bounded by a range"))
         _start, end = period_bounds(repeat.get("boundsPeriod"))
+        written_end = as_dict(repeat.get("boundsPeriod")).get("end")
         if end:
             ends.append(PlannedEnd(f"{base}.boundsPeriod.end", f"ends {end.date().isoformat()}"))
+        elif written_end is not None and not open_ended(written_end):
+            # An end was written but cannot be read: still a planned end, and the card says so
+            # rather than staying silent on it. 9999-12-31 and the like mean "no end" (open_ended).
+            shown = str(written_end)[:40]
+            ends.append(
+                PlannedEnd(f"{base}.boundsPeriod.end", f'an end date that cannot be read ("{shown}")')
+            )
         for text_element in ("text", "patientInstruction"):
             match = _CYCLES_TEXT.search(as_str(instruction.get(text_element)) or "")
             if match:

@@ -119,6 +119,18 @@ def parse_datetime(value: Any) -> datetime | None:
     return parsed if READABLE_FROM <= parsed < READABLE_UNTIL else None
 
 
+_YEAR = re.compile(r"\s*(\d{4})(?!\d)")
+
+
+def open_ended(value: Any) -> bool:
+    """An end dated in year 9000 or later: the placeholder for "no end" (9999-12-31) that many
+    systems write. parse_datetime reads it as no date; this tells it from an end that is garbled."""
+    if not isinstance(value, str):
+        return False
+    match = _YEAR.match(value)
+    return match is not None and int(match.group(1)) >= READABLE_UNTIL.year
+
+
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:
     if not isinstance(period, dict):
         return None, None
