@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
 
@@ -22,7 +24,12 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in RESERVED and not k.startswith("_")})
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__  # the type only: a message may quote data
-        return json.dumps(line, default=str)
+        # orjson: a line per hook call, ~10x cheaper than json.dumps; what it cannot write becomes str,
+        # and json writes what orjson refuses (an integer past 64 bits): a log line must never fail.
+        try:
+            return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:
+            return json.dumps(line, default=str)
 
 
 def configure(level: str = "INFO") -> None:

@@ -251,6 +251,8 @@ class Store:
         self._backlog_limit = backlog_limit
         self._reset_process_state()
         self._schema_ready = False
+        # Built once: a new statement per call cost SQLAlchemy a cache-key walk on every card write.
+        self._card_insert = _insert(self.engine, IssuedCard.__table__)
         if hasattr(os, "register_at_fork"):
             # gunicorn forks workers after create_app: a pooled connection must never be shared.
             ref = weakref.ref(self)
@@ -426,7 +428,7 @@ class Store:
                 for uuid, rule_id, indicator, suggestions in p.cards
             ]
             with self.engine.begin() as connection:
-                connection.execute(_insert(self.engine, IssuedCard.__table__), rows)
+                connection.execute(self._card_insert, rows)
         except (StoreUnavailable, SQLAlchemyError) as exc:
             self._mark_down()
             for p in {p.service_id for p in batch}:
