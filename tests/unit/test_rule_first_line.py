@@ -124,6 +124,8 @@ def test_a_completed_course_with_no_end_is_not_said_to_have_ended_at_its_start()
     finding = only(findings, "first-line-use")
     assert finding.facts["prior_early"].endswith(", last recorded 2024-01-01")
     ended = base(adjuvant_ending(datetime(2024, 3, 13, tzinfo=UTC)))
-    assert only(on_order(fb.medication_request(), ended), "first-line-use").facts["prior_early"].endswith(
-        ", ended 2024-03-13"
+    assert (
+        only(on_order(fb.medication_request(), ended), "first-line-use")
+        .facts["prior_early"]
+        .endswith(", ended 2024-03-13")
     )

@@ -47,7 +47,10 @@ def test_every_planned_end_is_seen(shape: str) -> None:
 @pytest.mark.parametrize("written", ["2027-13-45", "not a date", "0001-01-01", 20270331])
 def test_an_end_that_cannot_be_read_is_still_a_planned_end(written: object) -> None:
     draft = fb.medication_request()
-    draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-11-25", "end": written}
+    draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+        "start": "2026-11-25",
+        "end": written,
+    }
     finding = only(on_order(draft, metastatic()), "fixed-duration-stop")
     assert finding.facts["planned_end"] == f'an end date that cannot be read ("{written}")'
     (action,) = finding.suggestions[0].actions
@@ -57,7 +60,10 @@ def test_an_end_that_cannot_be_read_is_still_a_planned_end(written: object) -> N
 @pytest.mark.parametrize("written", ["9999-12-31", "9999-12-31T23:59:59Z", "9000-01-01"])
 def test_a_far_future_end_is_no_end(written: str) -> None:
     draft = fb.medication_request()
-    draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-11-25", "end": written}
+    draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+        "start": "2026-11-25",
+        "end": written,
+    }
     assert "fixed-duration-stop" not in rule_ids(on_order(draft, metastatic()))
 
 
