@@ -50,10 +50,15 @@ class Figures:
     p95_ms: float
     p99_ms: float
     peak_rss_mb: list[float]
+    cpu_seconds: float = 0.0  # the server's processes (master and workers), user + system
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_seconds * 1000 / self.requests if self.requests else 0.0
 
 
 def ensure_wrk() -> str:
@@ -211,6 +216,21 @@ def _status_kb(pid: int, field: str) -> float:
     return 0.0
 
 
+def cpu_seconds(master: int) -> float:
+    """User + system CPU of the server: master and workers (wrk's own CPU is not in it).
+
+    CPU per request moves less than req/s on this host: queueing and the other servers' turns do
+    not enter it, so it says what a call costs the machine."""
+    total = 0
+    for pid in [master, *worker_pids(master)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb_of(pid: int) -> float:
     return round(_status_kb(pid, "VmRSS") / 1024, 1)
 
@@ -300,7 +320,10 @@ def interleaved(items: list[Workload], args: argparse.Namespace) -> list[Figures
     slice_seconds = max(1.0, args.duration / args.rounds)
     for _ in range(args.rounds):
         for item in items:
-            item.rounds.append(wrk(item.url, item.body, duration=slice_seconds, connections=args.connections))
+            before = cpu_seconds(item.master)
+            figures = wrk(item.url, item.body, duration=slice_seconds, connections=args.connections)
+            figures["cpu_seconds"] = cpu_seconds(item.master) - before
+            item.rounds.append(figures)
     figures = []
     for item in items:
         raws = item.rounds
@@ -315,6 +338,7 @@ def interleaved(items: list[Workload], args: argparse.Namespace) -> list[Figures
                 p95_ms=_median([r["p95"] for r in raws]) / 1000,
                 p99_ms=_median([r["p99"] for r in raws]) / 1000,
                 peak_rss_mb=peak_rss_mb(item.master),
+                cpu_seconds=sum(r["cpu_seconds"] for r in raws),
             )
         )
     return figures
@@ -352,12 +376,15 @@ def memory_growth(
 
 
 def table(rows: list[Figures]) -> str:
-    header = f"{'workload':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}  peak RSS/worker MB"
+    header = (
+        f"{'workload':<38} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
+        f"{'CPU ms/req':>10}  peak RSS/worker MB"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
-            f"{row.name:<34} {row.rps:>8.1f} {row.p50_ms:>8.1f} {row.p95_ms:>8.1f} {row.p99_ms:>8.1f} "
-            f"{row.errors:>7}  {', '.join(f'{v:.0f}' for v in row.peak_rss_mb)}"
+            f"{row.name:<38} {row.rps:>8.1f} {row.p50_ms:>8.1f} {row.p95_ms:>8.1f} {row.p99_ms:>8.1f} "
+            f"{row.errors:>7} {row.cpu_ms_per_request:>10.2f}  {', '.join(f'{v:.0f}' for v in row.peak_rss_mb)}"
         )
     return "\n".join(lines)
 
@@ -480,6 +507,13 @@ def main(argv: list[str] | None = None) -> int:
         f"2,000-resource body through the orjson echo: p99 {echo_large.p99_ms:.0f} ms, "
         f"{echo_large.p99_ms / sign.p99_ms:.2f}x workload 1's p99 (the floor under S for parsing alone)"
     )
+    # R in machine time: at 2 cores fully used, throughput is CPU per request inverted.
+    if sign.cpu_ms_per_request:
+        print(
+            f"CPU per request: echo {echo.cpu_ms_per_request:.2f} ms, workload 1 {sign.cpu_ms_per_request:.2f} ms "
+            f"(ratio {echo.cpu_ms_per_request / sign.cpu_ms_per_request:.2f}; R >= 0.6 needs workload 1 at most "
+            f"{echo.cpu_ms_per_request / 0.6:.2f} ms)"
+        )
     ratio_r = sign.rps / echo.rps if echo.rps else 0.0
     ratio_l = sign.p99_ms / echo.p99_ms if echo.p99_ms else float("inf")
     ratio_s = large.p99_ms / sign.p99_ms if sign.p99_ms else float("inf")
