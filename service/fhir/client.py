@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ log = logging.getLogger("tdm1_cds.fhir")
 # an operator sets on the root logger, those lines must not be written.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.WARNING)
 ACCEPT = "application/fhir+json, application/json;q=0.9"
+# gzip and nothing else: requests would otherwise offer "gzip, deflate" (and br with brotli
+# installed) while the body is read raw, below, so that the deadline bounds every read. FHIR JSON
+# shrinks ~10x, which a 2 MB history on a slow EHR network feels; the limit applies after decoding.
+ACCEPT_ENCODING = "gzip"
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 
@@ -83,7 +88,7 @@ class FhirClient:
         return Scope(self.base_url, patient_id, token_fingerprint(self._token))
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": ACCEPT}
+        headers = {"Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         return headers
@@ -172,8 +177,12 @@ def _read_body(response: requests.Response, deadline: float) -> bytes:
     the 64 KiB have arrived: one byte every few hundred ms keeps every socket read under its
     timeout while the total grows without bound. read1() returns whatever one socket read gave,
     so the deadline is checked after every read and is overrun by one read timeout at most.
+
+    read1() gives the bytes as sent, so a gzip body is decoded here, never past MAX_RESPONSE_BYTES
+    of output: a small compressed body that expands to gigabytes stops at the limit.
     """
     raw = response.raw
+    decoder = _decoder(response.headers.get("Content-Encoding"))
     parts: list[bytes] = []
     size = 0
     try:
@@ -183,6 +192,8 @@ def _read_body(response: requests.Response, deadline: float) -> bytes:
             chunk = raw.read1(65536)
             if not chunk:
                 break
+            if decoder is not None:
+                chunk = _inflate(decoder, chunk, MAX_RESPONSE_BYTES - size)
             parts.append(chunk)
             size += len(chunk)
             if size > MAX_RESPONSE_BYTES:
@@ -191,7 +202,31 @@ def _read_body(response: requests.Response, deadline: float) -> bytes:
         raise FetchError("timed out", "timeout") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise FetchError(f"read failed ({type(exc).__name__})", "network") from None
+    if decoder is not None and not decoder.eof:
+        raise FetchError("compressed response cut short", "network")
     return b"".join(parts)
+
+
+def _decoder(content_encoding: str | None) -> Any:
+    """A zlib decoder for the body's Content-Encoding; None when it is sent as is."""
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    # Only gzip is asked for; anything else (br, deflate, a chain) is said, not guessed at.
+    raise FetchError(f"response encoded as {encoding[:32]!r}, which was not asked for", "invalid")
+
+
+def _inflate(decoder: Any, chunk: bytes, room: int) -> bytes:
+    """Decode one chunk, producing at most room + 1 bytes: one more than fits says "too large"."""
+    try:
+        out = decoder.decompress(chunk, room + 1)
+    except zlib.error:
+        raise FetchError("compressed response is corrupt", "invalid") from None
+    if decoder.unconsumed_tail:  # output stopped at the bound with input left: past the limit
+        raise FetchError("response too large", "invalid")
+    return out
 
 
 def next_link(bundle: dict[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ Every request is recorded (path, whether the bearer token was the expected one),
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -37,6 +38,7 @@ class StubState:
     slow_seconds: float = 0.2
     barrier: threading.Barrier | None = None  # mode "together": answer once all parties are waiting
     requests: list[Recorded] = field(default_factory=list)
+    accept_encodings: list[str] = field(default_factory=list)  # as sent with compressed answers
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -117,6 +119,8 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                     ],
                 }
             body = json.dumps(document).encode()
+            if mode.startswith("gzip") or mode == "brotli":
+                return self._send_encoded(mode, body)
             if mode == "truncated":
                 self.send_response(200)
                 self.send_header("Content-Type", "application/fhir+json")
@@ -142,6 +146,27 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return None
             return self._send_raw(200, body, "application/fhir+json")
+
+        def _send_encoded(self, mode: str, body: bytes) -> None:
+            """Compressed bodies, as a FHIR server that honours Accept-Encoding sends them."""
+            state.accept_encodings.append(self.headers.get("Accept-Encoding", ""))
+            encoding = "gzip"
+            if mode == "gzip":
+                payload = gzip.compress(body)
+            elif mode == "gzip-bomb":  # ~30 KB on the wire, 21 MiB of JSON once decoded
+                payload = gzip.compress(b'{"resourceType": "Bundle", "x": "' + b" " * (21 << 20) + b'"}')
+            elif mode == "gzip-cut":  # the gzip stream stops halfway, with a Content-Length to match
+                payload = gzip.compress(body)[: len(gzip.compress(body)) // 2]
+            elif mode == "gzip-corrupt":
+                payload = gzip.compress(body)[:10] + b"\x00not deflate data\xff" * 8
+            else:  # brotli: an encoding that was not asked for
+                encoding, payload = "br", b"\x1b\x00\x00not really brotli"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Encoding", encoding)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
 
         def _send(self, status: int, document: dict[str, Any]) -> None:
             self._send_raw(status, json.dumps(document).encode(), "application/fhir+json")

@@ -53,6 +53,10 @@ def _failures(key: str, reason: str) -> float:
         ("truncated", "network"),
         ("trickle", "timeout"),
         ("outcome", "invalid"),
+        ("gzip-bomb", "invalid"),  # 30 KB that decode to 21 MiB: stopped at the 20 MiB limit
+        ("gzip-cut", "network"),
+        ("gzip-corrupt", "invalid"),
+        ("brotli", "invalid"),  # an encoding that was not asked for
     ],
 )
 def test_observation_query_fails(client, mode: str, reason: str) -> None:
@@ -179,3 +183,21 @@ def test_no_token_or_patient_data_in_logs(client, caplog) -> None:
     text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert TOKEN not in text
     assert "pat-secret-42" not in text
+
+
+def test_gzip_answers_are_read(client) -> None:
+    # A FHIR server that compresses (as HAPI does when asked): the same cards as uncompressed data.
+    history = fb.metastatic_history(prior_her2=False)
+    plain = StubState(data=data_for(history), token=TOKEN)
+    with fhir_stub(plain) as base_url:
+        expected = sorted(codes(call(client, no_prefetch_request(base_url))))
+    state = StubState(
+        data=data_for(history), token=TOKEN, modes=dict.fromkeys(["Patient", *fb.PREFETCH_KEYS], "gzip")
+    )
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    assert "data-unavailable" not in codes(response)
+    assert sorted(codes(response)) == expected
+    assert "first-line-use" in expected
+    assert state.accept_encodings and set(state.accept_encodings) == {"gzip"}
