@@ -196,7 +196,11 @@ def slow_fhir_server(scratch: Path, delay_ms: int) -> Iterator[str]:
 
 def worker_pids(master: int) -> list[int]:
     pids: list[int] = []
-    for task in Path(f"/proc/{master}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{master}/task").iterdir())
+    except OSError:  # the server is gone
+        return []
+    for task in tasks:
         try:
             pids += [int(p) for p in (task / "children").read_text().split()]
         except OSError:

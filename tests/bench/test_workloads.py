@@ -66,9 +66,41 @@ def test_interleaved_rounds_add_requests_and_take_median_percentiles(monkeypatch
     monkeypatch.setattr(run, "wrk", fake_wrk)
     monkeypatch.setattr(run, "check_response", lambda _url, _body: [])
     monkeypatch.setattr(run, "peak_rss_mb", lambda _master: [1.0])
+    cpu = iter(range(0, 100, 1))  # each reading one CPU second later than the one before
+
+    monkeypatch.setattr(run, "cpu_seconds", lambda _master: float(next(cpu)))
     items = [run.Workload(n, "http://127.0.0.1:1", 0, f"/{n}", body, []) for n in ("a", "b")]
     a, b = run.interleaved(items, Namespace(warmup=2.0, duration=3.0, rounds=3, connections=16))
     assert order == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-ups, then rounds in alternation
     # Rounds alternate, so a had the 1st, 3rd and 5th p99s (10, 30, 2 ms) and b the others (90, 1, 3).
     assert (a.requests, a.seconds, a.p99_ms) == (300, 3.0, 10.0)
     assert (b.requests, b.p99_ms) == (300, 3.0)
+    # one CPU second per round (read before and after each round, warm-ups not counted), 300 requests
+    assert a.cpu_seconds == b.cpu_seconds == 3.0
+    assert round(a.cpu_ms_per_request, 3) == 10.0
+
+
+def test_cpu_seconds_reads_the_process_and_its_children() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from bench import run
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ntime.sleep(5)",
+        ]
+    )
+    try:
+        import time
+
+        time.sleep(1.0)
+        assert child.pid in run.worker_pids(os.getpid())
+        assert run.cpu_seconds(child.pid) >= 0.25  # its busy 0.3 s, read from /proc
+    finally:
+        child.kill()
+        child.wait()
+    assert run.worker_pids(2**22 + 12345) == [] and run.cpu_seconds(2**22 + 12345) == 0.0
