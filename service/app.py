@@ -6,9 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import requests
 from flask import Flask
-from requests.adapters import HTTPAdapter
 
 import service.api.preview as preview
 from service import auth, logs
@@ -18,6 +16,7 @@ from service.api import metrics as metrics_api
 from service.clinical import knowledge, suggestions, terminology
 from service.clinical.findings import Params
 from service.fhir.cache import FetchCache
+from service.fhir.client import new_pool
 from service.protocol import validation
 from service.settings import Settings, SettingsError, from_env
 from service.store import Store
@@ -47,7 +46,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         TERMINOLOGY=terminology.default(),
         CARD_CONTENT=card_content.load(Path(settings.cards_dir)),
         STORE=store or Store(settings.database_url, settings.hash_key),
-        HTTP_SESSION=_http_session(settings.fetch_workers),
+        FHIR_POOL=new_pool(settings.fetch_workers),  # one kept-alive connection per concurrent query
         FETCH_CACHE=FetchCache(settings.fetch_cache_ttl_seconds, settings.fetch_cache_max_bytes),
         CLOCK=_clock(settings),  # the clinical core takes `now` as an argument; dev and tests may pin it
     )
@@ -64,17 +63,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.register_blueprint(admin.blueprint)  # GET /admin/report: 404 unless TDM1_CDS_ADMIN_TOKEN is set
     preview.register(app)  # /preview/: on in dev mode, off in production unless TDM1_CDS_PREVIEW=1
     return app
-
-
-def _http_session(pool_size: int = 10) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # no proxy or netrc from the environment: we talk to the fhirServer only
-    # One kept-alive connection per concurrent FHIR query: with the default 10, parallel queries to one
-    # server opened and dropped a TCP connection each time.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 def _clock(settings: Settings) -> Callable[[], datetime]:

@@ -124,7 +124,11 @@ def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
         return None
     token = as_dict(request_body.get("fhirAuthorization")).get("access_token")
     return FhirClient(
-        server, token, session=current_app.config["HTTP_SESSION"], max_pages=settings.fetch_max_pages
+        server,
+        token,
+        pool=current_app.config["FHIR_POOL"],
+        max_pages=settings.fetch_max_pages,
+        page_size=settings.fetch_page_size,
     )
 
 

@@ -1,22 +1,80 @@
-"""FhirClient against a mocked FHIR server (responses): paging, the token, what it refuses."""
+"""FhirClient against a loopback FHIR server: paging, the token, what it refuses, kept connections."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import responses
 
-from service.fhir.client import FhirClient
+from service.fhir.client import FhirClient, new_pool
 from tests import fhir_builders as fb
 
-BASE = "https://ehr.example.org/fhir"
 TOKEN = "opaque-access-token-42"
 
 
-def page(resources: list[dict], next_url: str | None) -> dict:
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Server:
+    """Answers GET path?query from `routes` (404 otherwise) and records what it was sent."""
+
+    base: str = ""
+    routes: dict[str, Reply] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    peers: set[int] = field(default_factory=set)  # client ports: one per TCP connection
+
+    def json(self, path: str, document: dict, status: int = 200) -> None:
+        self.routes[path] = Reply(
+            status, json.dumps(document).encode(), {"Content-Type": "application/fhir+json"}
+        )
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    state = Server()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            state.calls.append((self.path, dict(self.headers)))
+            state.peers.add(self.client_address[1])
+            reply = state.routes.get(self.path, Reply(404, b'{"resourceType": "OperationOutcome"}'))
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.base = f"http://127.0.0.1:{httpd.server_port}/fhir"
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def page(server: Server, resources: list[dict], next_url: str | None) -> dict:
     bundle = fb.searchset(resources)
-    bundle["link"] = [{"relation": "self", "url": f"{BASE}/Observation"}]
+    bundle["link"] = [{"relation": "self", "url": f"{server.base}/Observation"}]
     if next_url:
         bundle["link"].append({"relation": "next", "url": next_url})
     return bundle
@@ -26,73 +84,138 @@ def deadline(seconds: float = 5.0) -> float:
     return time.monotonic() + seconds
 
 
-@responses.activate
-def test_follows_next_links_with_the_same_token() -> None:
+def test_follows_next_links_with_the_same_token(server: Server) -> None:
     labs = [fb.observation("platelets", 200 + i, fb.ago(days=i)) for i in range(45)]
-    responses.get(
-        f"{BASE}/Observation?patient=pat-1",
-        json=page(labs[:20], f"{BASE}/Observation?patient=pat-1&_offset=20"),
+    base = server.base
+    server.json(
+        "/fhir/Observation?patient=pat-1",
+        page(server, labs[:20], f"{base}/Observation?patient=pat-1&_offset=20"),
     )
-    responses.get(
-        f"{BASE}/Observation?patient=pat-1&_offset=20",
-        json=page(labs[20:40], f"{BASE}/Observation?patient=pat-1&_offset=40"),
+    server.json(
+        "/fhir/Observation?patient=pat-1&_offset=20",
+        page(server, labs[20:40], f"{base}/Observation?patient=pat-1&_offset=40"),
     )
-    responses.get(f"{BASE}/Observation?patient=pat-1&_offset=40", json=page(labs[40:], None))
-    result = FhirClient(BASE, TOKEN).search("observations", "Observation?patient=pat-1", deadline())
+    server.json("/fhir/Observation?patient=pat-1&_offset=40", page(server, labs[40:], None))
+    result = FhirClient(base, TOKEN).search("observations", "Observation?patient=pat-1", deadline())
     assert result.ok and result.pages == 3 and len(result.resources) == 45
-    assert {call.request.headers["Authorization"] for call in responses.calls} == {f"Bearer {TOKEN}"}
+    assert {headers["Authorization"] for _path, headers in server.calls} == {f"Bearer {TOKEN}"}
+    assert {headers["Accept-Encoding"] for _path, headers in server.calls} == {"gzip"}
+    assert len(server.peers) == 1  # one kept-alive connection for the three pages
 
 
-@responses.activate
-def test_page_cap_marks_the_result_truncated() -> None:
-    responses.get(
-        f"{BASE}/Observation?patient=pat-1",
-        json=page([fb.observation("alt", 20, fb.ago(days=1))], f"{BASE}/Observation?patient=pat-1&p=2"),
+def test_page_cap_marks_the_result_truncated(server: Server) -> None:
+    base = server.base
+    server.json(
+        "/fhir/Observation?patient=pat-1",
+        page(server, [fb.observation("alt", 20, fb.ago(days=1))], f"{base}/Observation?patient=pat-1&p=2"),
     )
-    responses.get(
-        f"{BASE}/Observation?patient=pat-1&p=2",
-        json=page([fb.observation("alt", 21, fb.ago(days=2))], f"{BASE}/Observation?patient=pat-1&p=3"),
+    server.json(
+        "/fhir/Observation?patient=pat-1&p=2",
+        page(server, [fb.observation("alt", 21, fb.ago(days=2))], f"{base}/Observation?patient=pat-1&p=3"),
     )
-    result = FhirClient(BASE, TOKEN, max_pages=2).search(
+    result = FhirClient(base, TOKEN, max_pages=2).search(
         "observations", "Observation?patient=pat-1", deadline()
     )
     assert result.truncated and result.pages == 2
 
 
-@responses.activate
-def test_a_next_link_to_another_server_is_not_followed() -> None:
-    responses.get(
-        f"{BASE}/Condition?patient=pat-1",
-        json=page([fb.breast_cancer()], "https://attacker.example.net/fhir/Condition?page=2"),
+def test_a_next_link_to_another_server_is_not_followed(server: Server) -> None:
+    server.json(
+        "/fhir/Condition?patient=pat-1",
+        page(server, [fb.breast_cancer()], "https://attacker.example.net/fhir/Condition?page=2"),
     )
-    result = FhirClient(BASE, TOKEN).search("conditions", "Condition?patient=pat-1", deadline())
+    result = FhirClient(server.base, TOKEN).search("conditions", "Condition?patient=pat-1", deadline())
     assert not result.ok and "another server" in result.error
-    assert len(responses.calls) == 1  # the token never went to the other host
+    assert len(server.calls) == 1  # the token never went to the other host
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error"),
+    ("reply", "error"),
     [
-        ({"status": 401, "json": {"resourceType": "OperationOutcome"}}, "HTTP 401"),
-        ({"status": 500, "body": "oops"}, "HTTP 500"),
-        ({"status": 302, "headers": {"Location": "https://elsewhere.example.net/"}}, "HTTP 302"),
-        ({"status": 200, "body": "<html>login</html>"}, "not JSON"),
-        ({"status": 200, "body": '{"entry": ['}, "not JSON"),
-        ({"status": 200, "json": {"hello": "world"}}, "not a FHIR resource"),
-        ({"status": 200, "json": {"resourceType": "OperationOutcome", "issue": []}}, "OperationOutcome"),
+        (Reply(401, b'{"resourceType": "OperationOutcome"}'), "HTTP 401"),
+        (Reply(500, b"oops"), "HTTP 500"),
+        (Reply(302, b"", {"Location": "https://elsewhere.example.net/"}), "HTTP 302"),
+        (Reply(200, b"<html>login</html>"), "not JSON"),
+        (Reply(200, b'{"entry": ['), "not JSON"),
+        (Reply(200, b'{"hello": "world"}'), "not a FHIR resource"),
+        (Reply(200, b'{"resourceType": "OperationOutcome", "issue": []}'), "OperationOutcome"),
     ],
 )
-@responses.activate
-def test_failures_are_reported_not_raised(kwargs: dict, error: str) -> None:
-    responses.get(f"{BASE}/MedicationRequest?patient=pat-1", **kwargs)
-    result = FhirClient(BASE, TOKEN).search(
+def test_failures_are_reported_not_raised(server: Server, reply: Reply, error: str) -> None:
+    server.routes["/fhir/MedicationRequest?patient=pat-1"] = reply
+    result = FhirClient(server.base, TOKEN).search(
         "medicationRequests", "MedicationRequest?patient=pat-1", deadline()
     )
     assert not result.ok and error in result.error
     assert TOKEN not in result.error
+    assert len(server.calls) == 1  # no redirect followed, no retry
 
 
-def test_a_spent_deadline_makes_no_call() -> None:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        result = FhirClient(BASE, TOKEN).search("conditions", "Condition?patient=pat-1", time.monotonic() - 1)
-        assert not result.ok and len(mock.calls) == 0
+def test_a_failed_answer_does_not_spoil_the_kept_connection(server: Server) -> None:
+    server.routes["/fhir/Condition?patient=pat-1"] = Reply(500, b"x" * 100_000)  # a body left unread
+    server.json("/fhir/Observation?patient=pat-1", fb.searchset([fb.observation("alt", 20, fb.ago(days=1))]))
+    pool = new_pool(2)
+    client = FhirClient(server.base, TOKEN, pool=pool)
+    assert client.search("conditions", "Condition?patient=pat-1", deadline()).error == "HTTP 500"
+    for _ in range(3):
+        result = client.search("observations", "Observation?patient=pat-1", deadline())
+        assert result.ok and len(result.resources) == 1
+
+
+def test_a_refused_connection_is_a_network_failure() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    result = FhirClient(f"http://127.0.0.1:{port}/fhir", TOKEN).search(
+        "conditions", "Condition?patient=p", deadline()
+    )
+    assert not result.ok and result.reason == "network" and "connection failed" in result.error
+
+
+def test_a_spent_deadline_makes_no_call(server: Server) -> None:
+    result = FhirClient(server.base, TOKEN).search(
+        "conditions", "Condition?patient=pat-1", time.monotonic() - 1
+    )
+    assert not result.ok and server.calls == []
+
+
+def test_a_relative_next_link_is_read_against_the_base(server: Server) -> None:
+    server.json(
+        "/fhir/Observation?patient=pat-1",
+        page(server, [fb.observation("alt", 20, fb.ago(days=1))], "Observation?patient=pat-1&page=2"),
+    )
+    server.json(
+        "/fhir/Observation?patient=pat-1&page=2",
+        page(server, [fb.observation("alt", 21, fb.ago(days=2))], None),
+    )
+    result = FhirClient(server.base, TOKEN).search("observations", "Observation?patient=pat-1", deadline())
+    assert result.ok and result.pages == 2 and len(result.resources) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "same"),
+    [
+        ("https://ehr.example.org:443/fhir?_getpages=1", "https://ehr.example.org/fhir/", True),
+        ("https://ehr.example.org/fhir?page=2", "https://ehr.example.org:443/fhir/", True),
+        ("http://ehr.example.org:80/fhir", "http://EHR.example.org/fhir/", True),
+        ("https://ehr.example.org:8443/fhir", "https://ehr.example.org/fhir/", False),
+        ("http://ehr.example.org/fhir", "https://ehr.example.org/fhir/", False),
+        ("https://ehr.example.org:abc/fhir", "https://ehr.example.org/fhir/", False),
+        ("https://other.example.org/fhir", "https://ehr.example.org/fhir/", False),
+    ],
+)
+def test_same_origin_reads_default_ports_as_written_or_not(url: str, base: str, same: bool) -> None:
+    from service.fhir.client import same_origin
+
+    assert same_origin(url, base) is same
+
+
+def test_an_error_outcome_inside_the_results_fails_the_query(server: Server) -> None:
+    bundle = fb.searchset([fb.observation("alt", 20, fb.ago(days=1))])
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing"}]}
+    bundle["entry"].append({"resource": outcome, "search": {"mode": "outcome"}})
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    result = FhirClient(server.base, TOKEN).search("observations", "Observation?patient=pat-1", deadline())
+    assert not result.ok and "OperationOutcome" in result.error and result.reason == "invalid"
