@@ -49,6 +49,8 @@ class Settings:
     # One deadline for all FHIR fetches of a hook call, and how many pages per query at most.
     fetch_deadline_seconds: float = 2.0
     fetch_max_pages: int = 20
+    # _count asked for on each search the service sends (0: the server's default page size).
+    fetch_page_size: int = 200
     # Threads per worker process for FHIR queries: each hook call without prefetch makes six at once,
     # and a worker runs up to 16 calls (gunicorn threads): 96 queries at most, six of them per call;
     # past 64 some wait for a thread, which only happens with more than ten slow calls in one worker.
@@ -100,6 +102,7 @@ _PARSERS: dict[str, Any] = {
     "max_resources": int,
     "fetch_deadline_seconds": float,
     "fetch_max_pages": int,
+    "fetch_page_size": int,
     "fetch_workers": int,
     "fetch_cache_ttl_seconds": float,
     "fetch_cache_max_bytes": int,
@@ -166,6 +169,8 @@ def validate(settings: Settings) -> None:
         raise SettingsError(f"{PREFIX}FIXED_NOW is for dev mode only")
     if settings.fetch_cache_ttl_seconds < 0 or settings.fetch_cache_max_bytes < 0:
         raise SettingsError(f"{PREFIX}FETCH_CACHE_TTL_SECONDS and FETCH_CACHE_MAX_BYTES cannot be negative")
+    if not 0 <= settings.fetch_page_size <= 1000:
+        raise SettingsError(f"{PREFIX}FETCH_PAGE_SIZE must be between 0 (the server's default) and 1000")
     if settings.fetch_deadline_seconds <= 0:
         raise SettingsError(f"{PREFIX}FETCH_DEADLINE_SECONDS must be positive")
     if settings.max_body_bytes <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 import orjson
@@ -28,6 +29,8 @@ def read_json() -> Any:
         # Werkzeug stops reading a length-less (chunked) body at the limit without saying so: a body
         # that filled it was cut, and must be refused as too large, not parsed as truncated JSON.
         raise ApiError(413, f"Request body larger than {settings.max_body_bytes} bytes.")
+    if raw.startswith(codecs.BOM_UTF8):  # RFC 8259 §8.1: a parser may ignore it; .NET clients send one
+        raw = raw[len(codecs.BOM_UTF8) :]
     try:
         # orjson: the same strictness as json.loads without NaN/Infinity (and UTF-8 checked as it
         # parses), at a third of the cost for a FHIR prefetch (bench/RESULTS.md).

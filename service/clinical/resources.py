@@ -131,6 +131,29 @@ def open_ended(value: Any) -> bool:
     return match is not None and int(match.group(1)) >= READABLE_UNTIL.year
 
 
+# OperationOutcome.issue.severity values that say the answer failed, in whole or in part. A missing
+# or unknown severity counts too: the list it came with cannot be taken as complete.
+_NOT_FAILURES = frozenset({"warning", "information"})
+
+
+def outcome_reports_error(outcome: Any) -> bool:
+    """An OperationOutcome with an issue of severity error or fatal (or none that can be read)."""
+    issues = as_list(as_dict(outcome).get("issue"))
+    if not issues:
+        return False  # an OperationOutcome that reports nothing (search.mode = outcome, empty)
+    return any(as_dict(issue).get("severity") not in _NOT_FAILURES for issue in issues)
+
+
+def bundle_reports_error(bundle: Any) -> bool:
+    """A Bundle carrying an OperationOutcome entry that reports an error: the search failed, at least
+    in part (the CDS Hooks spec and several EHRs put the failure inside a searchset)."""
+    for entry in as_list(as_dict(bundle).get("entry")):
+        resource = as_dict(as_dict(entry).get("resource"))
+        if resource.get("resourceType") == "OperationOutcome" and outcome_reports_error(resource):
+            return True
+    return False
+
+
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:
     if not isinstance(period, dict):
         return None, None

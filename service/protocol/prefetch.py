@@ -20,7 +20,7 @@ from service.clinical.record import (
     OBSERVATIONS,
     PATIENT,
 )
-from service.clinical.resources import as_dict
+from service.clinical.resources import as_dict, bundle_reports_error
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -83,6 +83,10 @@ def render(template: str, context: dict[str, Any]) -> str | None:
 
 
 def usable(value: Any) -> bool:
-    """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch)."""
+    """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch),
+    or a Bundle with an OperationOutcome entry reporting an error (a search that failed in part: its
+    entries are not the whole list, and a check for a missing lab must not run on them)."""
     value = as_dict(value)
-    return bool(value) and value.get("resourceType") not in (None, "OperationOutcome")
+    if not value or value.get("resourceType") in (None, "OperationOutcome"):
+        return False
+    return not (value.get("resourceType") == "Bundle" and bundle_reports_error(value))

@@ -448,3 +448,17 @@ def test_a_date_at_the_calendars_ends_is_unreadable_not_a_500(
     # An undated platelet count of 40,000 cannot be placed before the dose: it never fires a hold.
     codes = [c["source"]["topic"]["code"] for c in response.get_json()["cards"]]
     assert "thrombocytopenia-hold" not in codes
+
+
+def test_a_request_body_with_a_utf8_byte_order_mark_is_read(client) -> None:
+    # RFC 8259 §8.1 lets a parser ignore it, and .NET clients write one.
+    body = json.dumps(fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")])).encode()
+    plain = client.post("/cds-services/tdm1-order-sign", data=body, content_type="application/json")
+    marked = client.post(
+        "/cds-services/tdm1-order-sign", data=b"\xef\xbb\xbf" + body, content_type="application/json"
+    )
+    assert plain.status_code == marked.status_code == 200
+    assert [c["source"]["topic"]["code"] for c in marked.get_json()["cards"]] == [
+        c["source"]["topic"]["code"] for c in plain.get_json()["cards"]
+    ]
+

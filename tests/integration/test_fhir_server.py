@@ -33,8 +33,14 @@ def fhir_base() -> Iterator[str]:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server whose fetch deadline is generous: these tests are about what is fetched, not how fast
     (the deadline itself is tested in tests/resilience, the speed in make bench)."""
-    # No fetch cache: each test here asserts which queries reach the FHIR server.
-    env = {"TDM1_CDS_FETCH_DEADLINE_SECONDS": "20", "TDM1_CDS_FETCH_CACHE_TTL_SECONDS": "0"}
+    # No fetch cache: each test here asserts which queries reach the FHIR server. Pages of 20, the
+    # server's own default, so the seeded 31 Observations take two pages and paging is exercised
+    # on a real FHIR server (the default of 200 is tested in tests/resilience).
+    env = {
+        "TDM1_CDS_FETCH_DEADLINE_SECONDS": "20",
+        "TDM1_CDS_FETCH_CACHE_TTL_SECONDS": "0",
+        "TDM1_CDS_FETCH_PAGE_SIZE": "20",
+    }
     process, base = start_server(tmp_path_factory.mktemp("fhir-live"), env)
     yield base
     stop_server(process)

@@ -103,6 +103,23 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
                     {"resource": {}},
                 ]
                 return self._send(200, {"resourceType": "Bundle", "type": "searchset", "entry": entries})
+            if mode in ("error-in-bundle", "warning-in-bundle"):
+                # The search answered with its data and an OperationOutcome entry (search.mode outcome).
+                document = json.loads(json.dumps(state.data.get(resource_type, fb.searchset([]))))
+                severity = "error" if mode == "error-in-bundle" else "warning"
+                document.setdefault("entry", []).append(
+                    {
+                        "resource": {
+                            "resourceType": "OperationOutcome",
+                            "issue": [{"severity": severity, "code": "processing", "diagnostics": "partial"}],
+                        },
+                        "search": {"mode": "outcome"},
+                    }
+                )
+                return self._send(200, document)
+            if mode == "bom":
+                body = b"\xef\xbb\xbf" + json.dumps(state.data.get(resource_type, fb.searchset([]))).encode()
+                return self._send_raw(200, body, "application/fhir+json; charset=utf-8")
             if mode == "html":
                 return self._send_raw(200, b"<html><body>Maintenance</body></html>", "text/html")
             document = state.data.get(resource_type, fb.searchset([]))

@@ -57,6 +57,7 @@ def _failures(key: str, reason: str) -> float:
         ("gzip-cut", "network"),
         ("gzip-corrupt", "invalid"),
         ("brotli", "invalid"),  # an encoding that was not asked for
+        ("error-in-bundle", "invalid"),  # a searchset with an error OperationOutcome entry: incomplete
     ],
 )
 def test_observation_query_fails(client, mode: str, reason: str) -> None:
@@ -201,3 +202,35 @@ def test_gzip_answers_are_read(client) -> None:
     assert sorted(codes(response)) == expected
     assert "first-line-use" in expected
     assert state.accept_encodings and set(state.accept_encodings) == {"gzip"}
+
+
+@pytest.mark.parametrize("mode", ["warning-in-bundle", "bom"])
+def test_answers_that_are_whole_are_read(client, mode: str) -> None:
+    # A warning OperationOutcome beside the data, or a UTF-8 byte order mark (.NET servers): the
+    # Observations are read, and the lab checks run on them.
+    history = [*fb.metastatic_history(prior_her2=False)]
+    plain = StubState(data=data_for(history), token=TOKEN)
+    with fhir_stub(plain) as base_url:
+        expected = sorted(codes(call(client, no_prefetch_request(base_url))))
+    state = StubState(data=data_for(history), token=TOKEN, modes={"Observation": mode})
+    with fhir_stub(state) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    assert sorted(codes(response)) == expected
+    assert "data-unavailable" not in expected
+
+
+def test_searches_ask_for_large_pages(client, app) -> None:
+    # Servers page at 20 by default: years of weekly labs ran past the page cap or the deadline.
+    state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN)
+    with fhir_stub(state) as base_url:
+        assert call(client, no_prefetch_request(base_url)).status_code == 200
+    searches = [p for p in state.paths() if "?" in p]
+    assert len(searches) == 5
+    assert all("_count=200" in p.split("?", 1)[1].split("&") for p in searches)
+    assert not [p for p in state.paths() if "?" not in p and "_count" in p]  # Patient/pat-1: a read
+    app.config["SETTINGS"] = app.config["SETTINGS"].with_overrides(fetch_page_size=0)
+    state = StubState(data=data_for(fb.metastatic_history()), token=TOKEN)
+    with fhir_stub(state) as base_url:
+        assert call(client, no_prefetch_request(base_url)).status_code == 200
+    assert not [p for p in state.paths() if "_count" in p]  # 0: the server's own page size

@@ -107,3 +107,43 @@ def test_paged_prefetch_without_a_server_is_not_taken_for_the_whole_history(room
     assert "Observations" in card["summary"]
     # Labs may sit on the unread page: "missing" cards would be guesses.
     assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
+
+
+def _with_outcome_entry(bundle: dict[str, Any], severity: str) -> dict[str, Any]:
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": severity, "code": "too-costly"}]}
+    return {
+        **bundle,
+        "entry": [*bundle.get("entry", []), {"resource": outcome, "search": {"mode": "outcome"}}],
+    }
+
+
+def test_a_prefetched_searchset_reporting_an_error_is_fetched_again(roomy, client) -> None:
+    # A prefetch search that failed in part carries its error as an OperationOutcome entry: its
+    # entries are not the whole list (here, no labs at all), so the Observations are fetched.
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    prefetch = {**full, "observations": _with_outcome_entry(fb.searchset([]), "error")}
+    state = StubState(data=data_for(history), token=TOKEN)
+    with fhir_stub(state) as base_url:
+        response = call(client, _request(base_url, prefetch, history))
+    assert response.status_code == 200
+    assert _types(state) == {"Observation"}
+    assert not {"platelets-missing", "liver-tests-missing", "data-unavailable"} & set(codes(response))
+
+
+def test_a_prefetched_searchset_reporting_an_error_without_a_server_is_unavailable(roomy, client) -> None:
+    history = fb.metastatic_history()
+    prefetch = {**fb.prefetch_for(history), "observations": _with_outcome_entry(fb.searchset([]), "fatal")}
+    response = call(client, _request(None, prefetch, history))
+    assert response.status_code == 200
+    assert "Observations" in unavailable_card(response)["summary"]
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
+
+
+def test_a_warning_beside_prefetched_data_leaves_it_whole(roomy, client) -> None:
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    prefetch = {**full, "observations": _with_outcome_entry(full["observations"], "warning")}
+    response = call(client, _request(None, prefetch, history))
+    assert response.status_code == 200
+    assert codes(response) == codes(call(client, _request(None, full, history)))

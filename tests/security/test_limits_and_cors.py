@@ -171,3 +171,14 @@ def test_star_cannot_be_mixed_with_named_origins() -> None:
 
     with pytest.raises(SettingsError, match="CORS_ORIGINS"):
         from_env({}, dev=True, cors_origins=("*", ORIGIN))
+
+
+@pytest.mark.parametrize("size", ["-1", "1001", "many"])
+def test_fetch_page_size_outside_0_to_1000_is_refused(size: str) -> None:
+    with pytest.raises(SettingsError, match="FETCH_PAGE_SIZE"):
+        from_env({"TDM1_CDS_FETCH_PAGE_SIZE": size}, dev=True)
+
+
+def test_fetch_page_size_zero_and_the_default() -> None:
+    assert from_env({}, dev=True).fetch_page_size == 200
+    assert from_env({"TDM1_CDS_FETCH_PAGE_SIZE": "0"}, dev=True).fetch_page_size == 0
