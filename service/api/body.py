@@ -11,7 +11,8 @@ from flask import current_app, request
 from service.api import json_depth
 from service.api.errors import ApiError
 
-JSON_TYPES = {"application/json", "application/fhir+json"}
+# application/json+fhir: FHIR DSTU2's media type, which older clients still send.
+JSON_TYPES = {"application/json", "application/fhir+json", "application/json+fhir"}
 
 
 # Python's json reads these; JSON does not. orjson refuses them: the message names the token.

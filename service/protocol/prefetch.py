@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from service.clinical import terminology as terms
 from service.clinical.record import (
@@ -76,7 +77,9 @@ def render(template: str, context: dict[str, Any]) -> str | None:
         if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
             missing = True
             return ""
-        return str(value)
+        # Percent-encoded: a FHIR id ([A-Za-z0-9-.]) is unchanged, while "a&b", "a#b" or "../x" can no
+        # longer add a parameter, cut the query or climb the server's path.
+        return quote(str(value), safe="-._~")
 
     query = _TOKEN.sub(substitute, template)
     return None if missing else query

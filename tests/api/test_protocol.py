@@ -462,3 +462,8 @@ def test_a_request_body_with_a_utf8_byte_order_mark_is_read(client) -> None:
         c["source"]["topic"]["code"] for c in plain.get_json()["cards"]
     ]
 
+
+def test_the_dstu2_media_type_is_read_as_json(client) -> None:
+    body = json.dumps(fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")]))
+    response = client.post("/cds-services/tdm1-order-sign", data=body, content_type="application/json+fhir")
+    assert response.status_code == 200 and "cards" in response.get_json()
