@@ -113,8 +113,14 @@ def test_metrics_add_up_across_workers_even_after_they_die(tmp_path: Path) -> No
             # A new connection each time, so the kernel spreads them over the workers.
             if requests.get(base + "/cds-services", timeout=10, headers={"Connection": "close"}).ok:
                 answered += 1
+        # /healthz answered once one worker was up; on a loaded machine the second may still be
+        # starting (a CI run found one). Wait for both, boundedly, before killing them.
+        try:
+            _wait_for(lambda: len(_children(process.pid)) == 2, "two workers")
+        except AssertionError:
+            log = (tmp_path / "server.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"never two workers; the server's log ends: {log}") from None
         workers = _children(process.pid)
-        assert len(workers) == 2
         for pid in workers:
             os.kill(pid, signal.SIGKILL)  # their in-memory counts die with them; the files stay
         _wait_for(lambda: len(set(_children(process.pid)) - set(workers)) == 2, "replacement workers")
