@@ -144,12 +144,19 @@ def outcome_reports_error(outcome: Any) -> bool:
     return any(as_dict(issue).get("severity") not in _NOT_FAILURES for issue in issues)
 
 
-def bundle_reports_error(bundle: Any) -> bool:
-    """A Bundle carrying an OperationOutcome entry that reports an error: the search failed, at least
-    in part (the CDS Hooks spec and several EHRs put the failure inside a searchset)."""
+def bundle_is_partial(bundle: Any) -> bool:
+    """A Bundle whose entries are not the whole answer: one carries an OperationOutcome reporting an
+    error (the CDS Hooks spec and several EHRs put a failure inside the searchset), or one is not a
+    FHIR resource at all (a fullUrl alone, garbage). Rules that look for an absence (no platelet
+    count, no prior therapy) must not run on what is left; the fetch path refuses the same entries."""
     for entry in as_list(as_dict(bundle).get("entry")):
-        resource = as_dict(as_dict(entry).get("resource"))
-        if resource.get("resourceType") == "OperationOutcome" and outcome_reports_error(resource):
+        resource = as_dict(entry).get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            return True
+        kind = resource.get("resourceType")
+        if not (isinstance(kind, str) and kind.strip()):
+            return True
+        if kind == "OperationOutcome" and outcome_reports_error(resource):
             return True
     return False
 

@@ -21,7 +21,7 @@ from service.clinical.record import (
     OBSERVATIONS,
     PATIENT,
 )
-from service.clinical.resources import as_dict, bundle_reports_error
+from service.clinical.resources import as_dict, bundle_is_partial
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -87,9 +87,9 @@ def render(template: str, context: dict[str, Any]) -> str | None:
 
 def usable(value: Any) -> bool:
     """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch),
-    or a Bundle with an OperationOutcome entry reporting an error (a search that failed in part: its
-    entries are not the whole list, and a check for a missing lab must not run on them)."""
+    or a Bundle that is not the whole answer (bundle_is_partial: an error OperationOutcome entry, or
+    an entry that is not a resource). A check for a missing lab must not run on part of a list."""
     value = as_dict(value)
     if not value or value.get("resourceType") in (None, "OperationOutcome"):
         return False
-    return not (value.get("resourceType") == "Bundle" and bundle_reports_error(value))
+    return not (value.get("resourceType") == "Bundle" and bundle_is_partial(value))

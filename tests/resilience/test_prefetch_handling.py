@@ -147,3 +147,21 @@ def test_a_warning_beside_prefetched_data_leaves_it_whole(roomy, client) -> None
     response = call(client, _request(None, prefetch, history))
     assert response.status_code == 200
     assert codes(response) == codes(call(client, _request(None, full, history)))
+
+
+def test_a_prefetched_entry_that_is_not_a_resource_makes_the_list_partial(roomy, client) -> None:
+    # The fetch path refuses such a list (test_unreadable_entries_make_the_list_unavailable); a
+    # prefetched one is no more complete: fetched again, or named unavailable.
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    for broken in ({"fullUrl": "https://ehr.example.org/fhir/Observation/1"}, {"resource": {}}, "x"):
+        observations = {**full["observations"], "entry": [*full["observations"]["entry"], broken]}
+        prefetch = {**full, "observations": observations}
+        state = StubState(data=data_for(history), token=TOKEN)
+        with fhir_stub(state) as base_url:
+            fetched = call(client, _request(base_url, prefetch, history))
+        assert _types(state) == {"Observation"}, broken
+        assert "data-unavailable" not in codes(fetched)
+        alone = call(client, _request(None, prefetch, history))
+        assert "Observations" in unavailable_card(alone)["summary"], broken
+        assert not {"platelets-missing", "liver-tests-missing"} & set(codes(alone))
