@@ -219,3 +219,31 @@ def test_an_error_outcome_inside_the_results_fails_the_query(server: Server) -> 
     server.json("/fhir/Observation?patient=pat-1", bundle)
     result = FhirClient(server.base, TOKEN).search("observations", "Observation?patient=pat-1", deadline())
     assert not result.ok and "OperationOutcome" in result.error and result.reason == "invalid"
+
+
+def test_a_redirect_within_the_server_is_followed_with_the_token(server: Server) -> None:
+    bundle = fb.searchset([fb.observation("alt", 20, fb.ago(days=1))])
+    server.routes["/fhir/Observation?patient=pat-1"] = Reply(
+        301, b"", {"Location": f"{server.base}/r4/Observation?patient=pat-1"}
+    )
+    server.routes["/fhir/r4/Observation?patient=pat-1"] = Reply(
+        302, b"moved", {"Location": "/fhir/r4b/Observation?patient=pat-1"}
+    )
+    server.json("/fhir/r4b/Observation?patient=pat-1", bundle)
+    result = FhirClient(server.base, TOKEN).search("observations", "Observation?patient=pat-1", deadline())
+    assert result.ok and len(result.resources) == 1
+    assert [path for path, _headers in server.calls] == [
+        "/fhir/Observation?patient=pat-1",
+        "/fhir/r4/Observation?patient=pat-1",
+        "/fhir/r4b/Observation?patient=pat-1",
+    ]
+    assert {headers["Authorization"] for _path, headers in server.calls} == {f"Bearer {TOKEN}"}
+
+
+def test_redirects_stop_after_three(server: Server) -> None:
+    server.routes["/fhir/Condition?patient=pat-1"] = Reply(
+        307, b"", {"Location": "/fhir/Condition?patient=pat-1"}
+    )
+    result = FhirClient(server.base, TOKEN).search("conditions", "Condition?patient=pat-1", deadline())
+    assert not result.ok and "redirects" in result.error and result.reason == "invalid"
+    assert len(server.calls) == 4
