@@ -144,21 +144,29 @@ def outcome_reports_error(outcome: Any) -> bool:
     return any(as_dict(issue).get("severity") not in _NOT_FAILURES for issue in issues)
 
 
+def why_incomplete(resource: dict[str, Any]) -> str | None:
+    """Why a Bundle entry's resource means the Bundle is not the whole answer, or None.
+
+    Not a FHIR resource at all (a fullUrl alone, garbage): a check for a missing lab must not fire
+    because the lab sat in that entry. An OperationOutcome reporting an error (search.mode =
+    outcome): the server left something out. One with only warnings leaves the list whole.
+    """
+    kind = resource.get("resourceType")
+    if not as_str(kind):
+        return "a Bundle entry is not a FHIR resource"
+    if kind == "OperationOutcome" and outcome_reports_error(resource):
+        return "the server reported an error within the results (OperationOutcome)"
+    return None
+
+
 def bundle_is_partial(bundle: Any) -> bool:
-    """A Bundle whose entries are not the whole answer: one carries an OperationOutcome reporting an
-    error (the CDS Hooks spec and several EHRs put a failure inside the searchset), or one is not a
-    FHIR resource at all (a fullUrl alone, garbage). Rules that look for an absence (no platelet
-    count, no prior therapy) must not run on what is left; the fetch path refuses the same entries."""
-    for entry in as_list(as_dict(bundle).get("entry")):
-        resource = as_dict(entry).get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict):
-            return True
-        kind = resource.get("resourceType")
-        if not (isinstance(kind, str) and kind.strip()):
-            return True
-        if kind == "OperationOutcome" and outcome_reports_error(resource):
-            return True
-    return False
+    """A Bundle with an entry that makes it less than the whole answer (why_incomplete). Rules that
+    look for an absence (no platelet count, no prior therapy) must not run on what is left; the
+    fetch path refuses the same entries."""
+    return any(
+        why_incomplete(as_dict(as_dict(entry).get("resource")))
+        for entry in as_list(as_dict(bundle).get("entry"))
+    )
 
 
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:

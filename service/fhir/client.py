@@ -25,8 +25,9 @@ import orjson
 import urllib3
 from urllib3.exceptions import NewConnectionError
 
-from service.clinical.resources import as_dict, as_list, as_str, outcome_reports_error
+from service.clinical.resources import as_dict, as_list, as_str, why_incomplete
 from service.fhir.cache import Scope, token_fingerprint
+from service.issuers import DEFAULT_PORTS
 
 log = logging.getLogger("tdm1_cds.fhir")
 # urllib3 logs each request line at DEBUG, and FHIR search URLs carry the patient id: whatever level
@@ -39,7 +40,6 @@ ACCEPT = "application/fhir+json, application/json;q=0.9"
 ACCEPT_ENCODING = "gzip"
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_REDIRECTS = 3
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
@@ -125,13 +125,14 @@ class FhirClient:
         """GET one FHIR document. A redirect is followed, up to MAX_REDIRECTS, only to the same
         server (a path or trailing-slash move); one elsewhere is refused before the token leaves."""
         for _ in range(MAX_REDIRECTS + 1):
-            document, moved_to = self._get_once(url, deadline)
-            if document is not None:
-                return document
-            url = moved_to
+            answer = self._get_once(url, deadline)
+            if isinstance(answer, dict):
+                return answer
+            url = answer
         raise FetchError(f"more than {MAX_REDIRECTS} redirects", "invalid")
 
-    def _get_once(self, url: str, deadline: float) -> tuple[dict[str, Any] | None, str]:
+    def _get_once(self, url: str, deadline: float) -> dict[str, Any] | str:
+        """The document, or the URL a redirect within the server points to."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError("deadline reached", "timeout")
@@ -162,7 +163,7 @@ class FhirClient:
                 target = urljoin(url, location)
                 if not same_origin(target, self.base_url):
                     raise FetchError(f"HTTP {response.status} to another server", "invalid")
-                return None, target  # the body of a redirect is not read: the connection is closed
+                return target  # the body of a redirect is not read: the connection is closed
             if response.status != 200:
                 family = "http_4xx" if 400 <= response.status < 500 else "http_5xx"
                 raise FetchError(f"HTTP {response.status}", family if response.status >= 400 else "invalid")
@@ -182,7 +183,7 @@ class FhirClient:
             raise FetchError("response is not a FHIR resource", "invalid")
         if document["resourceType"] == "OperationOutcome":
             raise FetchError("server answered with an OperationOutcome", "invalid")
-        return document, url
+        return document
 
     def search(self, key: str, query: str, deadline: float) -> FetchResult:
         """Read or search; for a searchset, follow next links up to max_pages."""
@@ -314,20 +315,11 @@ def _resources(document: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for entry in as_list(document.get("entry")):
         resource = as_dict(as_dict(entry).get("resource"))
-        kind = resource.get("resourceType")
-        # Search results may include OperationOutcomes (search.mode = outcome): not data. A warning
-        # leaves the list whole; an error means the server left something out.
-        if kind == "OperationOutcome":
-            if outcome_reports_error(resource):
-                raise FetchError(
-                    "the server reported an error within the results (OperationOutcome)", "invalid"
-                )
-            continue
-        if not as_str(kind):
-            # A list with an entry we cannot read is not the complete list the rules need: a check
-            # for a missing lab must not fire because the lab sat in that entry.
-            raise FetchError("a Bundle entry is not a FHIR resource", "invalid")
-        found.append(resource)
+        gap = why_incomplete(resource)
+        if gap:
+            raise FetchError(gap, "invalid")
+        if resource["resourceType"] != "OperationOutcome":  # an outcome with warnings only: not data
+            found.append(resource)
     return found
 
 
