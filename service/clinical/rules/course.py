@@ -20,6 +20,22 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
+def early_recurrence(early: list[TherapyEvent], since: datetime | None, months: int) -> bool | None:
+    """ASCO 2022 Rec 5.0: did the metastatic recurrence come during (neo)adjuvant HER2-directed
+    therapy, or within `months` of its end? Such a recurrence follows the second-line
+    recommendations. None when the record cannot tell (no end or start date, no recurrence date).
+
+    Therapy still taken (TherapyEvent.still_taken) counts as during, whatever its start: it did not
+    end at its start date.
+    """
+    if any(e.still_taken for e in early):
+        return True
+    ends = [e.last_date for e in early if e.last_date]
+    if not ends or since is None:
+        return None
+    return add_months(max(ends), months) >= since
+
+
 def placement(event: TherapyEvent, record: PatientRecord, terminology: Terminology) -> Placement:
     """Was this therapy given for advanced disease or as (neo)adjuvant treatment?
 

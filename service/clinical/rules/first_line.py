@@ -46,27 +46,24 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     early = [e for e, _where in placed]
     facts: dict[str, object] = {"window_months": window, "prior_early": "none recorded"}
     if early:
-        if any(e.still_taken for e in early):
-            # Still taken at the recurrence (started before it, no end, active): the recurrence came
-            # on HER2-directed therapy, which ASCO Rec 5.0 treats as second line, as it does one
-            # within 12 months of its end.
-            return []
-        ends = [e.last_date for e in early if e.last_date]
-        if not ends or record.metastatic_since is None:
+        since = record.metastatic_since
+        recurred_early = course.early_recurrence(early, since, window)
+        if recurred_early is None:
             ctx.notes.append(
                 "First-line check not applied: the date of metastatic recurrence or of the end of "
                 "(neo)adjuvant HER2-directed therapy is not recorded."
             )
             return []
-        last_end = max(ends)
-        if course.add_months(last_end, window) >= record.metastatic_since:
-            return []  # ASCO Rec 5.0: early recurrence after adjuvant trastuzumab is treated as second line
+        if recurred_early:
+            return []  # ASCO Rec 5.0: recurrence on or soon after adjuvant trastuzumab is second line
+        assert since is not None  # early_recurrence answers None without it
+        last_end = max(e.last_date for e in early if e.last_date)
         families = sorted({terminology.display(e.family) for e in early})
         # "ended" only when an end is on record; a start-only record says when it was last seen.
         ended = any(e.end is not None and e.end == last_end for e in early)
         verb = "ended" if ended else "last recorded"
         facts["prior_early"] = f"{', '.join(families)}, {verb} {last_end.date().isoformat()}"
-        facts["recurrence"] = record.metastatic_since.date().isoformat()
+        facts["recurrence"] = since.date().isoformat()
     return [
         Finding(
             rule_id=RULE_ID,

@@ -115,15 +115,11 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
 
 
 def _early_recurrence(ctx: RuleContext, early: list[TherapyEvent]) -> bool:
-    """ASCO Rec 5.0: HER2-directed (neo)adjuvant therapy ended ≤ 12 months before recurrence."""
+    """ASCO Rec 5.0: HER2-directed (neo)adjuvant therapy still taken, or ended ≤ 12 months, at the
+    recurrence (course.early_recurrence); never without a recurrence date."""
     since = ctx.record.metastatic_since
-    if since is not None and any(e.still_taken for e in early):
-        return True  # still taken at the recurrence: it came on therapy, within any window
-    ends = [e.last_date for e in early if e.last_date]
-    if not ends or since is None:
-        return False
     months = ctx.params.knowledge.value("guideline.adjuvant-recurrence-window")["months"]
-    return course.add_months(max(ends), months) >= since
+    return since is not None and course.early_recurrence(early, since, months) is True
 
 
 def _suggestions(ctx: RuleContext) -> tuple[Suggestion, ...]:
