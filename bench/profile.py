@@ -15,6 +15,7 @@ import argparse
 import functools
 import gc
 import json
+import runpy
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import workloads
+from bench.run import GUNICORN_CONF
 from tests import fhir_builders
 
 SERVICES = {
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(10):
             client.post(path, data=body, content_type="application/json")
         gc.freeze()
-        gc.set_threshold(50_000, 20, 10)
+        gc.set_threshold(*runpy.run_path(str(GUNICORN_CONF))["GC_THRESHOLDS"])  # as each worker sets it
         spent.clear()
         profiler = None if args.stages else Profiler(interval=0.0005)
         started = time.perf_counter()

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -279,6 +279,14 @@ def wrk(
     raise RuntimeError(f"wrk printed no figures: {done.stdout[-1000:]} {done.stderr[-1000:]}")
 
 
+# What wrk counts as failed requests (socket errors by kind, and non-2xx answers).
+ERROR_KEYS = ("connect", "read", "write", "status", "timeout")
+
+
+def errors_in(figures: dict[str, int]) -> int:
+    return sum(figures[key] for key in ERROR_KEYS)
+
+
 def check_response(url: str, body: Path) -> list[str]:
     """One request before the load: the workload must answer 200 with the cards it is meant to."""
     response = requests.post(
@@ -296,7 +304,7 @@ class Workload:
     master: int
     path: str
     body: Path
-    rounds: list[dict[str, int]]
+    rounds: list[dict[str, int]] = field(default_factory=list)  # wrk's figures, one per round
 
     @property
     def url(self) -> str:
@@ -331,7 +339,7 @@ def interleaved(items: list[Workload], args: argparse.Namespace) -> list[Figures
     figures = []
     for item in items:
         raws = item.rounds
-        errors = sum(r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"] for r in raws)
+        errors = sum(errors_in(r) for r in raws)
         figures.append(
             Figures(
                 name=item.name,
@@ -452,30 +460,26 @@ def main(argv: list[str] | None = None) -> int:
             sign_path = "/cds-services/tdm1-order-sign"
             rows = interleaved(
                 [
-                    Workload(ECHO, *echo_srv, "/cds-services/echo", bodies["order-sign"], []),
-                    Workload(ECHO_ORJSON, *echo_orjson_srv, "/cds-services/echo", bodies["order-sign"], []),
-                    Workload("1 order-sign, full prefetch", *w1, sign_path, bodies["order-sign"], []),
+                    Workload(ECHO, *echo_srv, "/cds-services/echo", bodies["order-sign"]),
+                    Workload(ECHO_ORJSON, *echo_orjson_srv, "/cds-services/echo", bodies["order-sign"]),
+                    Workload("1 order-sign, full prefetch", *w1, sign_path, bodies["order-sign"]),
                     Workload(
                         "2 patient-view, full prefetch",
                         *w2,
                         "/cds-services/tdm1-patient-view",
                         bodies["patient-view"],
-                        [],
                     ),
                     Workload(
                         f"3 order-sign, no prefetch, FHIR {FHIR_DELAY_MS} ms",
                         *w3,
                         sign_path,
                         no_prefetch_body,
-                        [],
                     ),
                     Workload(
-                        "4 order-sign, 2,000-resource history", *w4, sign_path, bodies["order-sign-2000"], []
+                        "4 order-sign, 2,000-resource history", *w4, sign_path, bodies["order-sign-2000"]
                     ),
                     # What reading and parsing workload 4's body costs before the service does anything.
-                    Workload(
-                        ECHO_LARGE, *echo_large_srv, "/cds-services/echo", bodies["order-sign-2000"], []
-                    ),
+                    Workload(ECHO_LARGE, *echo_large_srv, "/cds-services/echo", bodies["order-sign-2000"]),
                 ],
                 args,
             )

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures = run.wrk(
                     url, body, duration=ROUND_SECONDS, connections=args.connections, delay_ms=delay_ms
                 )
-                failed = sum(figures[k] for k in ("connect", "read", "write", "status", "timeout"))
+                failed = run.errors_in(figures)
                 errors += failed
                 rss = _rss_by_pid(master)
                 for pid, megabytes in rss.items():
