@@ -202,9 +202,9 @@ def _handler(state: StubState) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def fhir_stub(state: StubState) -> Iterator[str]:
-    """Serve `state` on a free loopback port; yield the FHIR base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free loopback port in a thread; yield its FHIR base URL (…/fhir)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -212,10 +212,19 @@ def fhir_stub(state: StubState) -> Iterator[str]:
         host, port = server.server_address[:2]
         yield f"http://{host}:{port}/fhir"
     finally:
-        state.stop.set()
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextmanager
+def fhir_stub(state: StubState) -> Iterator[str]:
+    """Serve `state` on a free loopback port; yield the FHIR base URL."""
+    with loopback_server(_handler(state)) as base_url:
+        try:
+            yield base_url
+        finally:
+            state.stop.set()  # before the shutdown: handlers that hang or trickle give up
 
 
 def refused_url() -> str:

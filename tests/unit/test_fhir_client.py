@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from service.fhir.client import FhirClient, new_pool
 from tests import fhir_builders as fb
+from tests.resilience.fhir_stub import loopback_server, refused_url
 
 TOKEN = "opaque-access-token-42"
 
@@ -61,15 +61,9 @@ def server() -> Iterator[Server]:
             self.end_headers()
             self.wfile.write(reply.body)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_port}/fhir"
-    try:
+    with loopback_server(Handler) as base_url:
+        state.base = base_url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def page(server: Server, resources: list[dict], next_url: str | None) -> dict:
@@ -163,14 +157,7 @@ def test_a_failed_answer_does_not_spoil_the_kept_connection(server: Server) -> N
 
 
 def test_a_refused_connection_is_a_network_failure() -> None:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: nothing listens there
-    result = FhirClient(f"http://127.0.0.1:{port}/fhir", TOKEN).search(
-        "conditions", "Condition?patient=p", deadline()
-    )
+    result = FhirClient(refused_url(), TOKEN).search("conditions", "Condition?patient=p", deadline())
     assert not result.ok and result.reason == "network" and "connection failed" in result.error
 
 
