@@ -26,6 +26,7 @@ from service.clinical.orders import DraftOrder, parse_draft_orders
 from service.clinical.resources import as_dict, bundle_resources, resource_key
 from service.fhir.client import FhirClient
 from service.fhir.resolve import DataNotObtainable, ResolvedData, resolve
+from service.issuers import normalise_base
 from service.protocol import validation
 
 log = logging.getLogger("tdm1_cds.hooks")
@@ -122,6 +123,13 @@ def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
         # The public sandbox sends its own server with complete prefetch: use the prefetch, call nobody.
         log.info("fhirServer ignored in dev mode (not loopback)")
         return None
+    elif normalise_base(server) is None:
+        # Production refuses these through the issuer's list; dev mode must too, or a query string
+        # ("/fhir?x") would swallow the base path and the searches would go to the server's root.
+        raise ApiError(
+            400,
+            "fhirServer is not a plain http(s) base URL (no credentials, query, fragment or dot segments).",
+        )
     token = as_dict(request_body.get("fhirAuthorization")).get("access_token")
     return FhirClient(
         server,

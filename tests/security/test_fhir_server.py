@@ -152,3 +152,27 @@ def test_dev_mode_calls_loopback_only(app, client: FlaskClient, elsewhere: Loopb
     request = fetching_request(f"{elsewhere.base}/fhir")
     assert client.post(SIGN, json=request).status_code == 200
     assert elsewhere.requests  # loopback is what dev mode is for
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    ["/fhir?tenant=a", "/fhir#top", "/fhir/../admin", "/fhir/%2e%2e/admin"],
+)
+def test_dev_mode_refuses_a_loopback_server_that_is_not_a_base_url(
+    app, client: FlaskClient, elsewhere: LoopbackServer, suffix: str
+) -> None:
+    # urljoin("…/fhir?tenant=a/", "Observation?…") is "…/Observation?…": the base path was lost.
+    response = client.post(SIGN, json=fetching_request(f"{elsewhere.base}{suffix}"))
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert "not a plain http(s) base URL" in json.dumps(body)
+    assert elsewhere.requests == []
+
+
+def test_dev_mode_refuses_credentials_in_a_loopback_server(
+    app, client: FlaskClient, elsewhere: LoopbackServer
+) -> None:
+    response = client.post(SIGN, json=fetching_request(f"http://user:pw@127.0.0.1:{elsewhere.port}/fhir"))
+    assert response.status_code == 400
+    assert elsewhere.requests == []
