@@ -23,7 +23,7 @@ from service.clinical import engine
 from service.clinical import record as records
 from service.clinical.findings import Params
 from service.clinical.orders import DraftOrder, parse_draft_orders
-from service.clinical.resources import as_dict, bundle_resources, resource_key
+from service.clinical.resources import as_dict, bundle_resources, read_bundle, resource_key
 from service.fhir.client import FhirClient
 from service.fhir.resolve import DataNotObtainable, ResolvedData, resolve
 from service.issuers import normalise_base
@@ -159,15 +159,17 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     prefetched = as_dict(request_body.get("prefetch"))
     draft_bundle = context.get("draftOrders")
     # Each prefetch Bundle is walked once here; the count, the Medications and resolve() share it.
-    prefetched_resources = {key: list(bundle_resources(value)) for key, value in prefetched.items()}
-    total = sum(1 for _ in bundle_resources(draft_bundle)) + sum(map(len, prefetched_resources.values()))
+    prefetched_reads = {key: read_bundle(value) for key, value in prefetched.items()}
+    total = sum(1 for _ in bundle_resources(draft_bundle)) + sum(
+        len(read.resources) for read in prefetched_reads.values()
+    )
     if total > settings.max_resources:
         raise ApiError(400, f"More than {settings.max_resources} resources in one request.")
     selections = context.get("selections") if hook == "order-select" else None
     prefetched_medications = {
         f"Medication/{r.get('id')}": r
-        for resources in prefetched_resources.values()
-        for r in resources
+        for read in prefetched_reads.values()
+        for r in read.resources
         if r.get("resourceType") == "Medication"
     }
     orders = (
@@ -190,7 +192,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             workers=settings.fetch_workers,
             draft_resources=[o.resource for o in orders],
             cache=current_app.config.get("FETCH_CACHE"),
-            prefetched_resources=prefetched_resources,
+            prefetched_reads=prefetched_reads,
         )
     except DataNotObtainable as exc:
         raise ApiError(412, f"Data needed and not obtainable: {exc}.") from None

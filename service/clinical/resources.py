@@ -159,14 +159,101 @@ def why_incomplete(resource: dict[str, Any]) -> str | None:
     return None
 
 
+# Bundle.total counts the matches only (FHIR R4 3.1.1.5.5): not what _include added (search.mode =
+# include) nor an OperationOutcome (mode = outcome).
+_NOT_MATCHES = frozenset({"include", "outcome"})
+
+
+def counts_as_match(entry: dict[str, Any], resource: dict[str, Any]) -> bool:
+    """Whether a Bundle entry is one of the results Bundle.total counts."""
+    search = entry.get("search")
+    mode = search.get("mode") if isinstance(search, dict) else None
+    return mode not in _NOT_MATCHES and resource.get("resourceType") != "OperationOutcome"
+
+
+def shortfall(total: Any, matches: int) -> str | None:
+    """Why a searchset read to its last page is incomplete: its total counts more results than its
+    pages held (a server that cut its answer without a next link). None when it does not, or when
+    total is absent or not an integer. A check for a missing lab must not run on the rest."""
+    if isinstance(total, bool) or not isinstance(total, int) or total <= matches:
+        return None
+    return f"the server counted {total} results and sent {matches}"
+
+
+def next_link(bundle: dict[str, Any]) -> str | None:
+    if bundle.get("resourceType") != "Bundle":
+        return None
+    for link in as_list(bundle.get("link")):
+        link = as_dict(link)
+        if link.get("relation") == "next" and as_str(link.get("url")):
+            return str(link["url"])
+    return None
+
+
+class BundleRead:
+    """One walk of a Bundle: its resources (as bundle_resources gives them), how many of its entries
+    Bundle.total counts, and why an entry makes it less than the whole answer (`gap`, or None)."""
+
+    __slots__ = ("gap", "matches", "resources")
+
+    def __init__(self, resources: list[dict[str, Any]], matches: int, gap: str | None) -> None:
+        self.resources = resources
+        self.matches = matches
+        self.gap = gap
+
+
+def read_bundle(value: Any) -> BundleRead:
+    """Walk a Bundle once (a Bundle within it too, as in a batch-response of searches); a value that
+    is a resource itself is its only resource. A prefetch key is read once per hook call for all of
+    what bundle_resources and bundle_is_partial each walked it for."""
+    value = as_dict(value)
+    if value.get("resourceType") != "Bundle":
+        return BundleRead([value] if as_str(value.get("resourceType")) else [], 0, None)
+    found: list[dict[str, Any]] = []
+    matches = 0
+    gap = None
+    for entry in as_list(value.get("entry")):
+        entry = as_dict(entry)
+        resource = as_dict(entry.get("resource"))
+        problem = why_incomplete(resource)
+        if problem:
+            gap = gap or problem
+        elif resource["resourceType"] == "Bundle":
+            inner = read_bundle(resource)
+            found += inner.resources
+            gap = gap or inner.gap or page_gap(resource, inner.matches)
+        else:
+            found.append(resource)
+            if counts_as_match(entry, resource):
+                matches += 1
+    return BundleRead(found, matches, gap)
+
+
+def page_gap(bundle: dict[str, Any], matches: int) -> str | None:
+    """Why a page of results is not the end of them: a next link (pages left unread here), or, on a
+    last page, a total that counts more than the `matches` read (shortfall)."""
+    if next_link(bundle):
+        return "a Bundle within the Bundle has pages that were not read"
+    return shortfall(bundle.get("total"), matches)
+
+
+def prefetch_gap(value: Any, read: BundleRead | None = None) -> str | None:
+    """Why a prefetched Bundle is not the whole answer, its next pages aside (those are fetched):
+    an entry (why_incomplete), or a last page short of its total."""
+    value = as_dict(value)
+    if value.get("resourceType") != "Bundle":
+        return None
+    read = read or read_bundle(value)
+    if read.gap or next_link(value):
+        return read.gap
+    return shortfall(value.get("total"), read.matches)
+
+
 def bundle_is_partial(bundle: Any) -> bool:
-    """A Bundle with an entry that makes it less than the whole answer (why_incomplete). Rules that
-    look for an absence (no platelet count, no prior therapy) must not run on what is left; the
-    fetch path refuses the same entries."""
-    return any(
-        why_incomplete(as_dict(as_dict(entry).get("resource")))
-        for entry in as_list(as_dict(bundle).get("entry"))
-    )
+    """A Bundle with an entry that makes it less than the whole answer (why_incomplete), or a last
+    page short of its total. Rules that look for an absence (no platelet count, no prior therapy)
+    must not run on what is left; the fetch path refuses the same Bundles."""
+    return prefetch_gap(bundle) is not None
 
 
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:

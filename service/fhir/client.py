@@ -25,7 +25,7 @@ import orjson
 import urllib3
 from urllib3.exceptions import NewConnectionError
 
-from service.clinical.resources import as_dict, as_list, as_str, why_incomplete
+from service.clinical.resources import as_str, next_link, read_bundle, shortfall
 from service.fhir.cache import Scope, token_fingerprint
 from service.issuers import DEFAULT_PORTS
 
@@ -187,44 +187,64 @@ class FhirClient:
 
     def search(self, key: str, query: str, deadline: float) -> FetchResult:
         """Read or search; for a searchset, follow next links up to max_pages."""
+        return self._read_pages(
+            key, None, urljoin(self.base_url, with_page_size(query, self.page_size)), deadline
+        )
+
+    def continue_paging(self, key: str, bundle: dict[str, Any], deadline: float) -> FetchResult:
+        """The rest of a paged Bundle a client prefetched, with the same token."""
+        return self._read_pages(key, bundle, None, deadline)
+
+    def _read_pages(
+        self, key: str, first: dict[str, Any] | None, url: str | None, deadline: float
+    ) -> FetchResult:
+        """From `first` (a page in hand) or `url`, every page up to max_pages. Read to its last page,
+        a searchset must hold as many results as its total counts: a server that stops short without
+        a next link has left some out, and the query fails rather than look complete."""
         started = time.monotonic()
         result = FetchResult(key=key)
-        url: str | None = urljoin(self.base_url, with_page_size(query, self.page_size))
+        pages = _Pages()
         try:
-            while url:
-                document = self.get_json(url, deadline)
+            document = first if first is not None else self.get_json(str(url), deadline)
+            while True:
                 result.pages += 1
-                result.resources += list(_resources(document))
+                result.resources += pages.add(document)
                 link = next_link(document)
-                # A relative link is read against the base, as continue_paging reads it.
-                url = urljoin(self.base_url, link) if link else None
-                if url and result.pages >= self.max_pages:
+                if not link:
+                    break
+                if result.pages >= self.max_pages:
                     result.truncated = True
                     break
+                # A relative link is read against the base.
+                document = self.get_json(urljoin(self.base_url, link), deadline)
+            if not result.truncated and (gap := shortfall(pages.total, pages.matches)):
+                raise FetchError(gap, "invalid")
         except FetchError as exc:
             result.error, result.reason = str(exc), exc.reason
         result.seconds = time.monotonic() - started
         return result
 
-    def continue_paging(self, key: str, bundle: dict[str, Any], deadline: float) -> FetchResult:
-        """The rest of a paged Bundle a client prefetched, with the same token."""
-        started = time.monotonic()
-        result = FetchResult(key=key, pages=1)
-        url = next_link(bundle)
-        try:
-            result.resources = list(_resources(bundle))
-            while url:
-                if result.pages >= self.max_pages:
-                    result.truncated = True
-                    break
-                document = self.get_json(urljoin(self.base_url, url), deadline)
-                result.pages += 1
-                result.resources += list(_resources(document))
-                url = next_link(document)
-        except FetchError as exc:
-            result.error, result.reason = str(exc), exc.reason
-        result.seconds = time.monotonic() - started
-        return result
+
+class _Pages:
+    """The results of a search's pages so far: how many Bundle.total counts, and the total the
+    server gave (on the first page that gave one)."""
+
+    def __init__(self) -> None:
+        self.matches = 0
+        self.total: Any = None
+
+    def add(self, document: dict[str, Any]) -> list[dict[str, Any]]:
+        """The data of one page; FetchError if an entry makes the answer incomplete (why_incomplete)."""
+        if document.get("resourceType") != "Bundle":
+            return [document]
+        read = read_bundle(document)
+        if read.gap:
+            raise FetchError(read.gap, "invalid")
+        self.matches += read.matches
+        if self.total is None:
+            self.total = document.get("total")
+        # An OperationOutcome with warnings only is not data.
+        return [r for r in read.resources if r["resourceType"] != "OperationOutcome"]
 
 
 def with_page_size(query: str, size: int) -> str:
@@ -297,30 +317,6 @@ def _inflate(decoder: Any, chunk: bytes, room: int) -> bytes:
     if decoder.unconsumed_tail:  # output stopped at the bound with input left: past the limit
         raise FetchError("response too large", "invalid")
     return out
-
-
-def next_link(bundle: dict[str, Any]) -> str | None:
-    if bundle.get("resourceType") != "Bundle":
-        return None
-    for link in as_list(bundle.get("link")):
-        link = as_dict(link)
-        if link.get("relation") == "next" and as_str(link.get("url")):
-            return str(link["url"])
-    return None
-
-
-def _resources(document: dict[str, Any]) -> list[dict[str, Any]]:
-    if document.get("resourceType") != "Bundle":
-        return [document]
-    found = []
-    for entry in as_list(document.get("entry")):
-        resource = as_dict(as_dict(entry).get("resource"))
-        gap = why_incomplete(resource)
-        if gap:
-            raise FetchError(gap, "invalid")
-        if resource["resourceType"] != "OperationOutcome":  # an outcome with warnings only: not data
-            found.append(resource)
-    return found
 
 
 _POOL: ThreadPoolExecutor | None = None

@@ -21,7 +21,7 @@ from service.clinical.record import (
     OBSERVATIONS,
     PATIENT,
 )
-from service.clinical.resources import as_dict, bundle_is_partial
+from service.clinical.resources import BundleRead, as_dict, prefetch_gap
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -85,11 +85,12 @@ def render(template: str, context: dict[str, Any]) -> str | None:
     return None if missing else query
 
 
-def usable(value: Any) -> bool:
+def usable(value: Any, read: BundleRead | None = None) -> bool:
     """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch),
-    or a Bundle that is not the whole answer (bundle_is_partial: an error OperationOutcome entry, or
-    an entry that is not a resource). A check for a missing lab must not run on part of a list."""
+    or a Bundle that is not the whole answer (prefetch_gap: an error OperationOutcome entry, an entry
+    that is not a resource, a last page short of its total). A check for a missing lab must not run
+    on part of a list. `read` is read_bundle(value) when the caller has walked it already."""
     value = as_dict(value)
     if not value or value.get("resourceType") in (None, "OperationOutcome"):
         return False
-    return not (value.get("resourceType") == "Bundle" and bundle_is_partial(value))
+    return prefetch_gap(value, read) is None

@@ -165,3 +165,41 @@ def test_a_prefetched_entry_that_is_not_a_resource_makes_the_list_partial(roomy,
         alone = call(client, _request(None, prefetch, history))
         assert "Observations" in unavailable_card(alone)["summary"], broken
         assert not {"platelets-missing", "liver-tests-missing"} & set(codes(alone))
+
+
+def test_a_prefetched_last_page_short_of_its_total_is_partial(roomy, client) -> None:
+    # Bundle.total counts more Observations than were sent and there is no next link: the server
+    # cut the list. Fetched again, or named unavailable; never read as "no platelet count".
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    observations = {**full["observations"], "total": len(full["observations"]["entry"]) + 1}
+    prefetch = {**full, "observations": observations}
+    state = StubState(data=data_for(history), token=TOKEN)
+    with fhir_stub(state) as base_url:
+        fetched = call(client, _request(base_url, prefetch, history))
+    assert _types(state) == {"Observation"}
+    assert "data-unavailable" not in codes(fetched)
+    alone = call(client, _request(None, prefetch, history))
+    assert "Observations" in unavailable_card(alone)["summary"]
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(alone))
+    # The other side: the total as sent is the whole list.
+    whole = call(client, _request(None, full, history))
+    assert "data-unavailable" not in codes(whole)
+
+
+def test_a_prefetched_batch_response_with_a_paged_search_inside_is_partial(roomy, client) -> None:
+    # An EHR that runs its prefetch as a batch may hand over a batch-response of searchsets; an
+    # inner searchset with a next link has pages nobody will read.
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    inner = _paged_observations(
+        "http://127.0.0.1:9/fhir", [e["resource"] for e in full["observations"]["entry"]]
+    )
+    batch = {"resourceType": "Bundle", "type": "batch-response", "entry": [{"resource": inner}]}
+    response = call(client, _request(None, {**full, "observations": batch}, history))
+    assert "Observations" in unavailable_card(response)["summary"]
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
+    del inner["link"][1]  # a last page, whole: its Observations are read
+    response = call(client, _request(None, {**full, "observations": batch}, history))
+    assert "data-unavailable" not in codes(response)
+    assert codes(response) == codes(call(client, _request(None, full, history)))

@@ -234,3 +234,71 @@ def test_redirects_stop_after_three(server: Server) -> None:
     result = FhirClient(server.base, TOKEN).search("conditions", "Condition?patient=pat-1", deadline())
     assert not result.ok and "redirects" in result.error and result.reason == "invalid"
     assert len(server.calls) == 4
+
+
+def _search(server: Server) -> object:
+    return FhirClient(server.base, TOKEN).search("observations", "Observation?patient=pat-1", deadline())
+
+
+def test_a_last_page_short_of_its_total_fails_the_query(server: Server) -> None:
+    # A server that stops at its own limit without a next link: the labs it left out may be the
+    # pre-dose ones, so the list must not pass for the whole of them.
+    bundle = fb.searchset([fb.observation("platelets", 200, fb.ago(days=i)) for i in range(2)])
+    bundle["total"] = 5
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    result = _search(server)
+    assert not result.ok and result.reason == "invalid"
+    assert result.error == "the server counted 5 results and sent 2"
+    bundle["total"] = 2  # the other side: exactly as many as counted
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    assert _search(server).ok
+
+
+def test_the_total_is_held_against_every_page_read(server: Server) -> None:
+    labs = [fb.observation("platelets", 200 + i, fb.ago(days=i)) for i in range(4)]
+    first = page(server, labs[:2], f"{server.base}/Observation?patient=pat-1&_offset=2")
+    first["total"] = 4  # as HAPI writes it: the whole result set, on each page
+    server.json("/fhir/Observation?patient=pat-1", first)
+    last = page(server, labs[2:], None)
+    last["total"] = 4
+    server.json("/fhir/Observation?patient=pat-1&_offset=2", last)
+    result = _search(server)
+    assert result.ok and len(result.resources) == 4
+    last = page(server, labs[2:3], None)
+    last["total"] = 4
+    server.json("/fhir/Observation?patient=pat-1&_offset=2", last)
+    result = _search(server)
+    assert not result.ok and result.error == "the server counted 4 results and sent 3"
+
+
+def test_included_resources_and_outcomes_are_not_counted_against_the_total(server: Server) -> None:
+    bundle = fb.searchset([fb.medication_request("tdm1")])
+    medication = {"resourceType": "Medication", "id": "med-1", "code": {"text": "Kadcyla"}}
+    warning = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "informational"}],
+    }
+    bundle["entry"] += [
+        {"resource": medication, "search": {"mode": "include"}},
+        {"resource": warning, "search": {"mode": "outcome"}},
+    ]
+    bundle["total"] = 1
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    result = _search(server)
+    assert result.ok and [r["resourceType"] for r in result.resources] == ["MedicationRequest", "Medication"]
+    bundle["total"] = 2  # the include does not make up for a missing match
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    assert _search(server).error == "the server counted 2 results and sent 1"
+
+
+@pytest.mark.parametrize("total", [None, "5", 5.0, True, -1])
+def test_a_total_that_is_absent_or_not_an_integer_is_not_held_against_the_page(
+    server: Server, total: object
+) -> None:
+    bundle = fb.searchset([fb.observation("alt", 20, fb.ago(days=1))])
+    if total is None:
+        del bundle["total"]
+    else:
+        bundle["total"] = total
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    assert _search(server).ok
