@@ -431,7 +431,7 @@ def test_a_date_at_the_calendars_ends_is_unreadable_not_a_500(
     client: FlaskClient, frozen_now, service: str, when: str
 ) -> None:
     platelets = _with_date(fb.observation("platelets", 40.0, fb.ago(days=1)), "effectiveDateTime", when)
-    del platelets["issued"]  # else the record rightly dates the result by when it was issued
+    del platelets["issued"]  # else it is dated by issued, kept as unreadable (effective date unreadable)
     history = [
         *fb.metastatic_history(),
         platelets,

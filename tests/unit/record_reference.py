@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -401,7 +402,20 @@ def _therapy_event(
     return None
 
 
+# Deliberate change, 2026-12-01: a result dated by issued because its effective[x] (or occurrence[x])
+# is there but gives no date is kept unreadable, saying so: issued is when the lab released it, not
+# when the sample was drawn. With no effective[x] at all it is dated by issued and read, as before.
 def _observation_result(resource: dict[str, Any], kind: str) -> Result | None:
+    result = _dated_result(resource, kind)
+    elements = ["effectiveDateTime", "effectiveInstant", "effectivePeriod", "effectiveTiming"]
+    elements += ["occurrenceDateTime", "occurrenceInstant", "occurrencePeriod"]
+    if result is None or effective_time(resource)[0] or all(resource.get(e) is None for e in elements):
+        return result
+    problem = f"effective date unreadable; issued {result.when.date().isoformat()}"
+    return replace(result, problem=f"{result.problem}; {problem}" if result.problem else problem)
+
+
+def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     when, _end = effective_time(resource)
     when = when or parse_datetime(resource.get("issued"))
     rid = resource_key(resource) or ""
