@@ -101,6 +101,17 @@ class Result:
         return None if self.value is None or not self.uln else self.value / self.uln
 
 
+# The kinds of Result as a card names them.
+RESULT_NAMES = {
+    "platelets": "platelets",
+    "alt": "ALT",
+    "ast": "AST",
+    "bilirubin": "total bilirubin",
+    "weight": "body weight",
+    "lvef": "LVEF",
+}
+
+
 @dataclass(frozen=True)
 class TherapyEvent:
     family: str
@@ -151,6 +162,7 @@ class PatientRecord:
     available: frozenset[str]
     medications: dict[str, dict[str, Any]] = field(default_factory=dict)
     foreign_resources: int = 0  # resources naming another patient, dropped
+    undated_results: dict[str, int] = field(default_factory=dict)  # per kind: no readable date, dropped
 
     def results_of(self, kind: str) -> tuple[Result, ...]:
         return self.results.get(kind, ())
@@ -444,7 +456,7 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
     lab released it (before the window it seems to be in): kept, to be named, but never readable."""
     when = parse_datetime(resource.get("issued"))
     if when is None:
-        return None  # an undated result cannot be placed before or after a dose
+        return None  # an undated result cannot be placed before or after a dose: build() counts it
     result = _measured(resource, kind, rid, when)
     if all(resource.get(name) is None for name in _EFFECTIVE_ELEMENTS):
         return result
@@ -599,6 +611,7 @@ def build(
     therapy: list[TherapyEvent] = []
     progression: list[datetime] = []
     results: dict[str, list[Result]] = {}
+    undated: dict[str, int] = {}
     her2_readings: list[tuple[datetime, Her2, str]] = []
 
     for key, resource in everything:
@@ -633,6 +646,8 @@ def build(
                 result = _observation_result(resource, kind, key or "")
                 if result:
                     results.setdefault(kind, []).append(result)
+                else:  # counted, so that a card claiming no result at all can be corrected
+                    undated[kind] = undated.get(kind, 0) + 1
         elif rtype in THERAPY_TYPES:
             event = _therapy_event(resource, rtype, key or "", terminology, medications)
             if event:
@@ -672,6 +687,7 @@ def build(
         available=available,
         medications=medications,
         foreign_resources=foreign,
+        undated_results=undated,
     )
 
 

@@ -531,6 +531,7 @@ def build(
     therapy: list[TherapyEvent] = []
     progression: list[datetime] = []
     results: dict[str, list[Result]] = {}
+    undated: dict[str, int] = {}  # deliberate change, 2026-12-01: undated results are counted
     her2_readings: list[tuple[datetime, Her2, str]] = []
 
     for resource in everything:
@@ -575,6 +576,8 @@ def build(
                 result = _observation_result(resource, kind)
                 if result:
                     results.setdefault(kind, []).append(result)
+                else:
+                    undated[kind] = undated.get(kind, 0) + 1
 
     metastatic = [c for c in conditions if terminology.in_condition_set("metastatic", c.codes, c.text)]
     breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
@@ -606,6 +609,7 @@ def build(
         available=available,
         medications=medications,
         foreign_resources=foreign,
+        undated_results=undated,
     )
 
 

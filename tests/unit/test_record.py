@@ -260,3 +260,22 @@ def test_readable_effective_date_wins_over_issued() -> None:
     lab = fb.platelet_count(150, effective=fb.ago(days=5), issued=fb.ago(days=1))
     latest = record_of([lab]).latest("platelets")
     assert latest is not None and latest.when == fb.ago(days=5) and latest.problem == ""
+
+
+@pytest.mark.parametrize(
+    ("effective", "issued"),
+    [("garbage", None), (None, None), ("garbage", "also garbage"), (None, "2026-11-24T25:00:00Z")],
+)
+def test_result_with_no_readable_date_is_dropped_and_counted(effective: object, issued: object) -> None:
+    undated = fb.platelet_count(150, effective=effective, issued=issued)
+    alt = fb.observation("alt", 30, fb.ago(days=1))
+    del alt["effectiveDateTime"], alt["issued"]
+    dated = fb.platelet_count(210, effective=fb.ago(days=1), issued=fb.ago(days=1))
+    record = record_of([undated, alt, dated])
+    assert [r.value for r in record.results_of("platelets")] == [210_000]
+    assert record.results_of("alt") == ()
+    assert record.undated_results == {"platelets": 1, "alt": 1}
+
+
+def test_dated_results_leave_nothing_counted() -> None:
+    assert record_of(fb.fresh_labs()).undated_results == {}
