@@ -14,6 +14,10 @@ unreadable are kept with the reason, so a rule can say so instead of firing on t
 issued is readable only when the result has no effective[x] at all: one whose effective[x] is
 there but cannot be read (a garbled date, a Period with no readable bound, a Timing) is kept dated
 by issued, so a card can name it in its window, and unreadable ("effective date unreadable").
+A result with no readable date at all (neither effective[x] nor issued) cannot be placed before or
+after a dose: it is dropped and counted per kind in undated_results, for the hook to say so.
+HER2 results are dated by effective[x], else issued, readable or not (the date only picks the
+newest reading); disease status by effective[x] alone.
 """
 
 from __future__ import annotations
@@ -207,7 +211,8 @@ class PatientRecord:
 #
 # build() reads every resource of a history (thousands in a long one) on each hook call, so the hot
 # paths below test types inline instead of chaining as_dict/as_list/as_str, and skip the work a
-# resource's status or type already rules out. What is kept and dropped is as documented above.
+# resource's status or type already rules out. What is kept and dropped is as documented above:
+# foreign resources and undated results are dropped and counted, the counts kept in the record.
 
 THERAPY_TYPES = frozenset({"MedicationRequest", "MedicationAdministration", "MedicationStatement"})
 _MG_PER_KG_UNITS = frozenset({"mg/kg", "mg/kg/dose", "mg/kg[bw]"})
