@@ -158,6 +158,29 @@ def observation(
     return resource
 
 
+def platelet_count(
+    thousands_per_ul: float,
+    *,
+    effective: Any,
+    issued: Any,
+    patient_id: str = "pat-1",
+    element: str = "effectiveDateTime",
+) -> dict[str, Any]:
+    """A CBC platelet count as a lab system sends it (LOINC 777-3, 10*3/uL, reference range 150-400),
+    with its collection time (`element`, e.g. effectiveDateTime) and its release time (issued) given
+    as they are to be written: a datetime, any other JSON value, or None for leaving it out."""
+    resource = observation("platelets", thousands_per_ul, NOW, patient_id=patient_id)
+    del resource["effectiveDateTime"], resource["issued"]
+    quantity = {"unit": "10*3/uL", "system": UCUM, "code": "10*3/uL"}
+    resource["referenceRange"] = [
+        {"low": {"value": 150, **quantity}, "high": {"value": 400, **quantity}, "text": "150-400 10*3/uL"}
+    ]
+    for name, value in ((element, effective), ("issued", issued)):
+        if value is not None:
+            resource[name] = iso(value) if isinstance(value, datetime) else value
+    return resource
+
+
 def fresh_labs(when: datetime | None = None, **values: float) -> list[dict[str, Any]]:
     """Normal pre-dose labs (platelets 210, ALT 22, AST 25, bilirubin 0.6), overridable."""
     when = when or ago(days=1)

@@ -204,6 +204,13 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
         data.notes.append(
             f"{record.foreign_resources} resource(s) about another patient were returned and ignored."
         )
+    if record.undated_results:
+        # Else a missing-lab card would say there is no platelet count while one exists, undated.
+        kinds = ", ".join(records.RESULT_NAMES.get(k, k) for k in sorted(record.undated_results))
+        data.notes.append(
+            f"{sum(record.undated_results.values())} Observation(s) ({kinds}) had no readable date "
+            "and were not used."
+        )
     params: Params = current_app.config["PARAMS"]
     if hook in ORDER_HOOKS:
         if records.unresolved_medication_ids([o.resource for o in orders], prefetched_medications):

@@ -7,9 +7,17 @@ What it derives:
 - the dated timeline of HER2-directed and taxane therapy from MedicationRequest,
   MedicationAdministration and MedicationStatement;
 - progression events (LOINC 97509-4 = SNOMED 271299001);
-- labs, weight and LVEF with UCUM-normalised values and their ULN from referenceRange.high.
+- labs, weight and LVEF with UCUM-normalised values and their ULN from referenceRange.high, each
+  dated by effective[x] (when the sample was drawn), else by issued (when the lab released it).
 Entered-in-error, cancelled and preliminary results are dropped; results that are present but
-unreadable are kept with the reason, so a rule can say so instead of firing on them.
+unreadable are kept with the reason, so a rule can say so instead of firing on them. Dated by
+issued is readable only when the result has no effective[x] at all: one whose effective[x] is
+there but cannot be read (a garbled date, a Period with no readable bound, a Timing) is kept dated
+by issued, so a card can name it in its window, and unreadable ("effective date unreadable").
+A result with no readable date at all (neither effective[x] nor issued) cannot be placed before or
+after a dose: it is dropped and counted per kind in undated_results, for the hook to say so.
+HER2 results are dated by effective[x], else issued, readable or not (the date only picks the
+newest reading); disease status by effective[x] alone.
 """
 
 from __future__ import annotations
@@ -97,6 +105,17 @@ class Result:
         return None if self.value is None or not self.uln else self.value / self.uln
 
 
+# The kinds of Result as a card names them.
+RESULT_NAMES = {
+    "platelets": "platelets",
+    "alt": "ALT",
+    "ast": "AST",
+    "bilirubin": "total bilirubin",
+    "weight": "body weight",
+    "lvef": "LVEF",
+}
+
+
 @dataclass(frozen=True)
 class TherapyEvent:
     family: str
@@ -147,6 +166,7 @@ class PatientRecord:
     available: frozenset[str]
     medications: dict[str, dict[str, Any]] = field(default_factory=dict)
     foreign_resources: int = 0  # resources naming another patient, dropped
+    undated_results: dict[str, int] = field(default_factory=dict)  # per kind: no readable date, dropped
 
     def results_of(self, kind: str) -> tuple[Result, ...]:
         return self.results.get(kind, ())
@@ -191,7 +211,8 @@ class PatientRecord:
 #
 # build() reads every resource of a history (thousands in a long one) on each hook call, so the hot
 # paths below test types inline instead of chaining as_dict/as_list/as_str, and skip the work a
-# resource's status or type already rules out. What is kept and dropped is as documented above.
+# resource's status or type already rules out. What is kept and dropped is as documented above:
+# foreign resources and undated results are dropped and counted, the counts kept in the record.
 
 THERAPY_TYPES = frozenset({"MedicationRequest", "MedicationAdministration", "MedicationStatement"})
 _MG_PER_KG_UNITS = frozenset({"mg/kg", "mg/kg/dose", "mg/kg[bw]"})
@@ -409,14 +430,49 @@ def _therapy_event(
     return _therapy(family, "statement", rid, status, start, end, None, intents, reasons)
 
 
+# effective[x], and occurrence[x] which effective_time reads as well: when one of them is there but
+# gives no date, `issued` is when the lab released the result, not when the sample was drawn.
+_EFFECTIVE_ELEMENTS = (
+    "effectiveDateTime",
+    "effectiveInstant",
+    "effectivePeriod",
+    "effectiveTiming",  # never read: it gives no single time
+    "occurrenceDateTime",
+    "occurrenceInstant",
+    "occurrencePeriod",
+)
+
+
 def _observation_result(resource: dict[str, Any], kind: str, rid: str) -> Result | None:
-    # effective[x] start, else issued; effectiveDateTime, the usual one, is tried first.
+    """The result dated by effective[x] start, else by issued; None when neither gives a date."""
+    # effectiveDateTime, the usual one, is tried first: the rest only when it gives no date.
     value = resource.get("effectiveDateTime")
     when = None if value is None else parse_datetime(value)
     if when is None:
-        when = effective_time(resource)[0] or parse_datetime(resource.get("issued"))
+        when = effective_time(resource)[0]
         if when is None:
-            return None  # an undated result cannot be placed before or after a dose
+            return _issued_result(resource, kind, rid)
+    return _measured(resource, kind, rid, when)
+
+
+def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | None:
+    """Dated by issued. With no effective[x] at all that is the only date there is, and the result is
+    used; with an effective[x] that cannot be read, the sample may have been drawn days before the
+    lab released it (before the window it seems to be in): kept, to be named, but never readable."""
+    when = parse_datetime(resource.get("issued"))
+    if when is None:
+        return None  # an undated result cannot be placed before or after a dose: build() counts it
+    result = _measured(resource, kind, rid, when)
+    if all(resource.get(name) is None for name in _EFFECTIVE_ELEMENTS):
+        return result
+    problem = f"effective date unreadable; issued {when.date().isoformat()}"
+    if result.problem:
+        problem = f"{result.problem}; {problem}"
+    return _result(kind, when, rid, result.value, result.unit, result.uln, problem)
+
+
+def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> Result:
+    """The result's value in the unit the rules compare, or why it cannot be read."""
     quantity = resource.get("valueQuantity")
     if not isinstance(quantity, dict) or not quantity:
         return _result(kind, when, rid, None, "", None, "no numeric value")
@@ -560,6 +616,7 @@ def build(
     therapy: list[TherapyEvent] = []
     progression: list[datetime] = []
     results: dict[str, list[Result]] = {}
+    undated: dict[str, int] = {}
     her2_readings: list[tuple[datetime, Her2, str]] = []
 
     for key, resource in everything:
@@ -571,7 +628,11 @@ def build(
             kind = terminology.observation_kind(codings(resource.get("code")))
             if not kind:
                 continue
+            # HER2 and disease status are not results the rules read in a window, so they keep
+            # their own dating (not _observation_result's unreadable-when-effective-garbled rule).
             if kind == "disease_status":
+                # effective[x] only: a progression is placed against therapy starts (is this a
+                # new line?), and a report's issued date could put it after a start it preceded.
                 when, _ = effective_time(resource)
                 if when and terminology.has_qualifier(
                     "progression", codings(resource.get("valueCodeableConcept"))
@@ -579,7 +640,9 @@ def build(
                     progression.append(when)
             elif kind == "her2":
                 when, _ = effective_time(resource)
-                # Pathology reports often carry only `issued`: an undated result would be lost.
+                # Pathology reports often carry only `issued`: an undated result would be lost. Used
+                # also when effective[x] is there but unreadable: a HER2 result's date only picks the
+                # newest reading, it never places the result before or after a dose.
                 when = when or parse_datetime(resource.get("issued"))
                 reading = _her2_reading(resource, terminology)
                 if when and reading != "unknown":
@@ -588,6 +651,8 @@ def build(
                 result = _observation_result(resource, kind, key or "")
                 if result:
                     results.setdefault(kind, []).append(result)
+                else:  # counted, so that a card claiming no result at all can be corrected
+                    undated[kind] = undated.get(kind, 0) + 1
         elif rtype in THERAPY_TYPES:
             event = _therapy_event(resource, rtype, key or "", terminology, medications)
             if event:
@@ -627,6 +692,7 @@ def build(
         available=available,
         medications=medications,
         foreign_resources=foreign,
+        undated_results=undated,
     )
 
 

@@ -416,6 +416,27 @@ def test_another_patients_data_never_fires_a_card(client: FlaskClient, frozen_no
     assert "another patient" in note["detail"]
 
 
+@pytest.mark.parametrize("hook", ["order-sign", "patient-view"])
+def test_a_result_with_no_readable_date_is_said_beside_the_missing_lab_card(
+    client: FlaskClient, frozen_now, hook: str
+) -> None:
+    # A CBC drawn and released, but neither date can be read: the missing-platelets card fires (no
+    # count can be placed before the dose) and the notes say that a count exists, undated.
+    undated = fb.platelet_count(150, effective="garbage", issued="2026-11-24T25:00:00Z")
+    history = [
+        *fb.metastatic_history(labs=False),
+        *[lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "777-3"],
+        fb.administration("tdm1", fb.ago(days=21)),
+        undated,
+    ]
+    drafts = [fb.medication_request("tdm1")] if hook == "order-sign" else []
+    response = post(client, f"tdm1-{hook}", fb.hook_request(hook, drafts=drafts, history=history))
+    cards = {c["source"]["topic"]["code"]: c for c in response.get_json()["cards"]}
+    assert "platelets-missing" in cards, list(cards)
+    note = cards["data-unavailable"]["detail"]
+    assert "1 Observation(s) (platelets) had no readable date and were not used." in note
+
+
 def _with_date(resource: dict, element: str, when: str) -> dict:
     resource[element] = when
     return resource
@@ -431,7 +452,7 @@ def test_a_date_at_the_calendars_ends_is_unreadable_not_a_500(
     client: FlaskClient, frozen_now, service: str, when: str
 ) -> None:
     platelets = _with_date(fb.observation("platelets", 40.0, fb.ago(days=1)), "effectiveDateTime", when)
-    del platelets["issued"]  # else the record rightly dates the result by when it was issued
+    del platelets["issued"]  # else it is dated by issued, kept as unreadable (effective date unreadable)
     history = [
         *fb.metastatic_history(),
         platelets,

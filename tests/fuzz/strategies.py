@@ -14,6 +14,7 @@ Three layers:
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from hypothesis import strategies as st
@@ -231,7 +232,10 @@ def observations() -> st.SearchStrategy[dict[str, Any]]:
             "code": codings(fb.LOINC, LOINC_CODES),
             "subject": subject(),
             "effectiveDateTime": dates(),
+            "effectiveInstant": dates(),
             "effectivePeriod": st.fixed_dictionaries({}, optional={"start": dates(), "end": dates()}),
+            # Timing is an effective[x] the record never reads a date from (dated by issued, unreadable)
+            "effectiveTiming": st.fixed_dictionaries({}, optional={"event": st.lists(dates(), max_size=2)}),
             "issued": dates(),
             "valueQuantity": quantities(),
             "valueString": st.text(max_size=20),
@@ -327,6 +331,39 @@ def prefetch() -> st.SearchStrategy[Any]:
         "unknownKey",
     ]
     return st.one_of(st.none(), st.dictionaries(st.sampled_from(keys), bundles(), max_size=7))
+
+
+_DATE_ELEMENTS = ("effectiveDateTime", "effectiveInstant", "effectivePeriod", "effectiveTiming", "issued")
+
+
+def realistic_labs() -> st.SearchStrategy[dict[str, Any]]:
+    """A builder-made lab, weight or LVEF (final, coded, in its unit) whose date elements are
+    generated: each of effective[x] and issued absent, readable or not, so that the record's choice
+    of a date (and the unreadable result dated by issued) is reached on nearly every draw."""
+    period = st.fixed_dictionaries({}, optional={"start": dates(), "end": dates()})
+    timing = st.fixed_dictionaries({}, optional={"event": st.lists(dates(), max_size=2)})
+    effective = {
+        "effectiveDateTime": dates(),
+        "effectiveInstant": dates(),
+        "effectivePeriod": period,
+        "effectiveTiming": timing,
+    }
+    # issued is usually there and readable (a lab system stamps it), sometimes not
+    readable = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1))
+    issued = st.one_of(readable.map(lambda d: d.isoformat() + "Z"), dates())
+
+    def lab(kind: str, value: float, dated: dict[str, Any]) -> dict[str, Any]:
+        resource = fb.observation(kind, value, fb.NOW)
+        for element in _DATE_ELEMENTS:
+            resource.pop(element, None)
+        return {**resource, **dated}
+
+    return st.builds(
+        lab,
+        st.sampled_from(sorted(fb.LABS)),
+        st.floats(min_value=0, max_value=500_000, allow_nan=False),
+        st.fixed_dictionaries({"issued": issued}, optional=effective),
+    )
 
 
 def realistic_orders() -> st.SearchStrategy[dict[str, Any]]:

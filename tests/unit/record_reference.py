@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -401,7 +402,20 @@ def _therapy_event(
     return None
 
 
+# Deliberate change, 2026-12-01: a result dated by issued because its effective[x] (or occurrence[x])
+# is there but gives no date is kept unreadable, saying so: issued is when the lab released it, not
+# when the sample was drawn. With no effective[x] at all it is dated by issued and read, as before.
 def _observation_result(resource: dict[str, Any], kind: str) -> Result | None:
+    result = _dated_result(resource, kind)
+    elements = ["effectiveDateTime", "effectiveInstant", "effectivePeriod", "effectiveTiming"]
+    elements += ["occurrenceDateTime", "occurrenceInstant", "occurrencePeriod"]
+    if result is None or effective_time(resource)[0] or all(resource.get(e) is None for e in elements):
+        return result
+    problem = f"effective date unreadable; issued {result.when.date().isoformat()}"
+    return replace(result, problem=f"{result.problem}; {problem}" if result.problem else problem)
+
+
+def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     when, _end = effective_time(resource)
     when = when or parse_datetime(resource.get("issued"))
     rid = resource_key(resource) or ""
@@ -517,6 +531,7 @@ def build(
     therapy: list[TherapyEvent] = []
     progression: list[datetime] = []
     results: dict[str, list[Result]] = {}
+    undated: dict[str, int] = {}  # deliberate change, 2026-12-01: undated results are counted
     her2_readings: list[tuple[datetime, Her2, str]] = []
 
     for resource in everything:
@@ -561,6 +576,8 @@ def build(
                 result = _observation_result(resource, kind)
                 if result:
                     results.setdefault(kind, []).append(result)
+                else:
+                    undated[kind] = undated.get(kind, 0) + 1
 
     metastatic = [c for c in conditions if terminology.in_condition_set("metastatic", c.codes, c.text)]
     breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
@@ -592,6 +609,7 @@ def build(
         available=available,
         medications=medications,
         foreign_resources=foreign,
+        undated_results=undated,
     )
 
 

@@ -217,3 +217,65 @@ def test_resources_about_another_patient_are_dropped_and_counted() -> None:
     assert record.latest("platelets").value == 200_000
     assert record.therapy == ()
     assert record.foreign_resources == 2
+
+
+# --- dating a result: effective[x] is when the sample was drawn, issued when the lab released it ---
+
+
+@pytest.mark.parametrize(
+    ("element", "effective"),
+    [
+        ("effectiveDateTime", "garbage"),
+        ("effectiveDateTime", "24/11/2026"),
+        ("effectiveDateTime", "9999-12-31"),  # past the calendar the record reads
+        ("effectivePeriod", {"start": "not-a-date"}),
+        ("effectivePeriod", {}),
+        ("effectiveTiming", {"event": ["2026-11-24T07:00:00Z"]}),  # a Timing is never read as a date
+    ],
+)
+def test_unreadable_effective_date_is_dated_by_issued_and_never_read(element: str, effective: object) -> None:
+    lab = fb.platelet_count(150, element=element, effective=effective, issued=fb.ago(days=1))
+    record = record_of([lab])
+    assert record.latest("platelets") is None
+    (kept,) = record.unreadable_in("platelets", fb.ago(days=3), fb.NOW)
+    assert kept.when == fb.ago(days=1) and kept.value == 150_000 and not kept.readable
+    assert kept.problem == "effective date unreadable; issued 2026-11-24"
+
+
+def test_unreadable_effective_date_keeps_the_value_problem_too() -> None:
+    lab = fb.platelet_count(150, effective="garbage", issued=fb.ago(days=1))
+    lab["valueQuantity"] = {"value": 150, "unit": "cells/hpf"}
+    (kept,) = record_of([lab]).results_of("platelets")
+    assert kept.problem == "unit 'cells/hpf' not recognised; effective date unreadable; issued 2026-11-24"
+
+
+def test_without_effective_date_issued_dates_a_readable_result() -> None:
+    lab = fb.platelet_count(150, effective=None, issued=fb.ago(days=1))
+    latest = record_of([lab]).latest("platelets")
+    assert latest is not None and latest.readable
+    assert latest.when == fb.ago(days=1) and latest.value == 150_000
+
+
+def test_readable_effective_date_wins_over_issued() -> None:
+    lab = fb.platelet_count(150, effective=fb.ago(days=5), issued=fb.ago(days=1))
+    latest = record_of([lab]).latest("platelets")
+    assert latest is not None and latest.when == fb.ago(days=5) and latest.problem == ""
+
+
+@pytest.mark.parametrize(
+    ("effective", "issued"),
+    [("garbage", None), (None, None), ("garbage", "also garbage"), (None, "2026-11-24T25:00:00Z")],
+)
+def test_result_with_no_readable_date_is_dropped_and_counted(effective: object, issued: object) -> None:
+    undated = fb.platelet_count(150, effective=effective, issued=issued)
+    alt = fb.observation("alt", 30, fb.ago(days=1))
+    del alt["effectiveDateTime"], alt["issued"]
+    dated = fb.platelet_count(210, effective=fb.ago(days=1), issued=fb.ago(days=1))
+    record = record_of([undated, alt, dated])
+    assert [r.value for r in record.results_of("platelets")] == [210_000]
+    assert record.results_of("alt") == ()
+    assert record.undated_results == {"platelets": 1, "alt": 1}
+
+
+def test_dated_results_leave_nothing_counted() -> None:
+    assert record_of(fb.fresh_labs()).undated_results == {}

@@ -586,6 +586,17 @@ def edge_history() -> list[dict[str, Any]]:
         _with(alt, id="period-end", effectiveDateTime=None, effectivePeriod={"end": fb.iso(when)}),
         _with(alt, id="occurrence", effectiveDateTime=None, issued=None, occurrenceDateTime=fb.iso(when)),
         _with(alt, id="undated", effectiveDateTime="someday", issued=None),
+        # effective[x] there but unreadable, issued readable: dated by issued, unreadable
+        _with(alt, id="garbled-effective", effectiveDateTime="someday"),
+        _with(alt, id="timing-only", effectiveDateTime=None, effectiveTiming={"event": [fb.iso(when)]}),
+        _with(alt, id="unbounded-period", effectiveDateTime=None, effectivePeriod={"start": "x"}),
+        _with(alt, id="garbled-occurrence", effectiveDateTime=None, occurrenceDateTime="2026-13-01"),
+        _with(
+            alt,
+            id="garbled-and-bad-unit",
+            effectiveDateTime="someday",
+            valueQuantity={"value": 80, "unit": "furlongs"},
+        ),
         _with(alt, id="no-value", valueQuantity=None),
         _with(alt, id="bad-unit", valueQuantity={"value": 80, "unit": "furlongs"}),
         _with(alt, id="ranges-not-a-list", referenceRange={"high": {"value": 40, "code": "U/L"}}),
@@ -687,7 +698,10 @@ def test_fixture_and_benchmark_histories_build_the_reference_records() -> None:
 @settings(PROPERTY, max_examples=100)
 @given(
     history=st.lists(
-        fuzz.resources() | fuzz.mutated(fuzz.resources()) | fuzz.mutated(st.sampled_from(edge_history())),
+        fuzz.resources()
+        | fuzz.mutated(fuzz.resources())
+        | fuzz.mutated(st.sampled_from(edge_history()))
+        | fuzz.realistic_labs(),
         max_size=10,
     ),
     patient_id=st.sampled_from(["pat-1", "other"]),
@@ -695,3 +709,11 @@ def test_fixture_and_benchmark_histories_build_the_reference_records() -> None:
 def test_generated_histories_build_the_reference_records(history: list[Any], patient_id: str) -> None:
     history = [r for r in history if isinstance(r, dict) and isinstance(r.get("resourceType"), str)]
     same_record(patient_id, history)
+
+
+@settings(PROPERTY, max_examples=100)
+@given(history=st.lists(fuzz.realistic_labs(), min_size=1, max_size=6))
+def test_generated_lab_dates_build_the_reference_records(history: list[dict[str, Any]]) -> None:
+    # Labs the record reads, with each date element absent, readable or not: effective[x] first,
+    # issued alone, or issued beside an effective[x] that cannot be read (kept, unreadable).
+    same_record("pat-1", history)

@@ -114,3 +114,18 @@ def test_patient_view_checks_labs_only_when_the_dose_is_due() -> None:
     assert {"platelets-missing", "liver-tests-missing"} <= rule_ids(due_in_3_days)
     assert not rule_ids(due_in_10_days) & {"platelets-missing", "liver-tests-missing"}
     assert "treatment-summary" in rule_ids(due_in_10_days)
+
+
+def test_platelets_dated_only_by_issued_beside_a_garbled_effective_date_do_not_count() -> None:
+    # Released yesterday, drawn who knows when: not a pre-dose count, and the card says it exists.
+    lab = fb.platelet_count(150, effective="garbage", issued=fb.ago(days=1))
+    finding = only(on_order(fb.medication_request(), history_with(lab)), "platelets-missing")
+    assert finding.facts["unreadable"] == (
+        " (1 result(s) in the window could not be read: effective date unreadable; issued 2026-11-24)"
+    )
+    assert finding.facts["last"] == "none on record"
+
+
+def test_platelets_with_a_readable_effective_date_in_the_window_count() -> None:
+    lab = fb.platelet_count(150, effective=fb.ago(days=1), issued=fb.ago(days=1) + timedelta(hours=2))
+    assert "platelets-missing" not in rule_ids(on_order(fb.medication_request(), history_with(lab)))

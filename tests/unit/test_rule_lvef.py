@@ -83,6 +83,19 @@ def test_unreadable_lvef_does_not_count_and_is_said() -> None:
     assert "could not be read" in finding.facts["unreadable"]
 
 
+def test_lvef_dated_only_by_issued_beside_an_unreadable_effective_period_does_not_count() -> None:
+    # An echo report released 2 days ago whose study date could not be read: not a recent LVEF.
+    echo = lvef(60, 2)
+    del echo["effectiveDateTime"]
+    echo["effectivePeriod"] = {"start": "2026-11-23T25:00:00Z"}
+    (finding,) = lvef_monitoring.evaluate(context(metastatic(echo)))
+    assert finding.facts["unreadable"] == (
+        " (1 LVEF result(s) could not be read: effective date unreadable; issued 2026-11-23)"
+    )
+    echo["effectivePeriod"] = {"start": fb.iso(fb.ago(days=2))}
+    assert lvef_monitoring.evaluate(context(metastatic(echo))) == []
+
+
 def test_monitoring_is_not_run_on_patient_view() -> None:
     assert not lvef_monitoring.RULE.on_patient_view
     assert "lvef-monitoring" not in rule_ids(on_patient_view(metastatic(first_dose(20))))

@@ -193,3 +193,11 @@ def test_without_medication_history_the_since_last_dose_check_is_said() -> None:
     ctx = context(history, available=ALL_CATEGORIES - MEDICATION_HISTORY)
     assert evaluate(ctx) == []
     assert any("medication history could not be read" in note for note in ctx.notes)
+
+
+def test_low_count_with_a_garbled_effective_date_is_never_graded() -> None:
+    # 40,000/mm3 released yesterday: a hold if it were a pre-dose count, but when was it drawn?
+    lab = fb.platelet_count(40, effective="garbage", issued=fb.ago(days=1))
+    assert evaluate(context(metastatic(lab))) == []
+    readable = fb.platelet_count(40, effective=fb.ago(days=1), issued=fb.ago(days=1))
+    assert evaluate(context(metastatic(readable)))[0].indicator == "critical"

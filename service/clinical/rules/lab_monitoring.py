@@ -6,7 +6,8 @@ prior to initiation and prior to each dose. USPI §5.6: monitor platelet counts 
 
 When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within the lab window),
  and  no valid platelet count / ALT / AST / total bilirubin lies in the window before the dose
-      (default 3 days; final, amended or corrected results with a readable value),
+      (default 3 days; final, amended or corrected results with a readable value and date:
+      one dated only by issued beside an unreadable effective[x] does not count, it is named),
 Then  warn, say which are missing and how old the last ones are, and suggest the lab order
       (CBC 58410-2, hepatic function panel 24325-3). A lab already ordered in this session
       suppresses the card, so accepting the suggestion cannot make it fire again.

@@ -16,7 +16,8 @@ If a count since the last dose was in a "then reduce one dose level" row (Grade 
 resume one level lower; once recovered, an order not below the last dose given still fires
 (critical, "resume-reduced"); when either dose cannot be read in mg/kg, a note says so.
 Exactly 75,000/mm3 is ≤ Grade 1: no card. No count in the window is platelets-missing's business;
-counts in units we cannot read are never graded (platelets-missing reports them).
+counts in units, or with an effective date, we cannot read are never graded (platelets-missing
+reports them).
 Setting unknown: both tables, the more severe row wins (see label_tables).
 """
 
