@@ -23,7 +23,7 @@ from service.clinical import engine
 from service.clinical import record as records
 from service.clinical.findings import Params
 from service.clinical.orders import DraftOrder, parse_draft_orders
-from service.clinical.resources import as_dict, bundle_resources, read_bundle, resource_key
+from service.clinical.resources import as_dict, bundle_resources, read_bundle
 from service.fhir.client import FhirClient
 from service.fhir.resolve import DataNotObtainable, ResolvedData, resolve
 from service.issuers import normalise_base
@@ -198,8 +198,9 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
         raise ApiError(412, f"Data needed and not obtainable: {exc}.") from None
 
     draft_keys = {o.reference for o in orders if o.reference}
-    history = [r for r in data.resources if resource_key(r) not in draft_keys]
-    record = records.build(patient_id, history, terminology, frozenset(data.available))
+    record = records.build(
+        patient_id, data.resources, terminology, frozenset(data.available), excluding=draft_keys
+    )
     if record.foreign_resources:
         data.notes.append(
             f"{record.foreign_resources} resource(s) about another patient were returned and ignored."

@@ -592,17 +592,23 @@ def build(
     resources: Iterable[dict[str, Any]],
     terminology: Terminology,
     available: frozenset[str] = ALL_CATEGORIES,
+    *,
+    excluding: frozenset[str] | set[str] = frozenset(),
 ) -> PatientRecord:
+    """`excluding`: resource keys ("Type/id") left out, as if never sent: the draft orders of the
+    call, which are orders being written, not history (a server may return them too)."""
     by_key: dict[str, dict[str, Any]] = {}
     anonymous: list[dict[str, Any]] = []
     foreign = 0
     # A history names its patient the same way in thousands of resources: parse each reference once.
     references_seen: dict[str, bool] = {}
     for resource in resources:
+        key = resource_key(resource)
+        if key in excluding:
+            continue
         if _names_another_patient(resource, patient_id, references_seen):
             foreign += 1  # a misbehaving server or prefetch: never let it fire a card for this patient
             continue
-        key = resource_key(resource)
         if key:
             by_key[key] = resource
         else:

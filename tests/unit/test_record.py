@@ -279,3 +279,19 @@ def test_result_with_no_readable_date_is_dropped_and_counted(effective: object, 
 
 def test_dated_results_leave_nothing_counted() -> None:
     assert record_of(fb.fresh_labs()).undated_results == {}
+
+
+def test_excluded_keys_are_left_out_as_if_never_sent() -> None:
+    # The draft order of the call, returned by the server too: an order being written, not history.
+    draft = fb.medication_request("tdm1", rid="draft-1", status="active")  # a re-signed order
+    given = fb.administration("tdm1", fb.ago(days=21))
+    history = [
+        draft,
+        given,
+        {**fb.medication_request("tdm1", rid="other"), "subject": {"reference": "Patient/x"}},
+    ]
+    record = build("pat-1", history, TERMS, excluding={"MedicationRequest/draft-1"})
+    assert [e.resource_id for e in record.therapy] == [given["resourceType"] + "/" + given["id"]]
+    assert record.foreign_resources == 1
+    kept = build("pat-1", history, TERMS)
+    assert "MedicationRequest/draft-1" in {e.resource_id for e in kept.therapy}
