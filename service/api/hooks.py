@@ -201,17 +201,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     record = records.build(
         patient_id, data.resources, terminology, frozenset(data.available), excluding=draft_keys
     )
-    if record.foreign_resources:
-        data.notes.append(
-            f"{record.foreign_resources} resource(s) about another patient were returned and ignored."
-        )
-    if record.undated_results:
-        # Else a missing-lab card would say there is no platelet count while one exists, undated.
-        kinds = ", ".join(records.RESULT_NAMES.get(k, k) for k in sorted(record.undated_results))
-        data.notes.append(
-            f"{sum(record.undated_results.values())} Observation(s) ({kinds}) had no readable date "
-            "and were not used."
-        )
+    data.notes += records.notes_on(record)
     params: Params = current_app.config["PARAMS"]
     if hook in ORDER_HOOKS:
         if records.unresolved_medication_ids([o.resource for o in orders], prefetched_medications):

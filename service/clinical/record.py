@@ -107,7 +107,7 @@ class Result:
 
 # The kinds of Result as a card names them.
 RESULT_NAMES = {
-    "platelets": "platelets",
+    "platelets": "platelet count",
     "alt": "ALT",
     "ast": "AST",
     "bilirubin": "total bilirubin",
@@ -432,6 +432,7 @@ def _therapy_event(
 
 # effective[x], and occurrence[x] which effective_time reads as well: when one of them is there but
 # gives no date, `issued` is when the lab released the result, not when the sample was drawn.
+# A primitive's "_name" (its extensions: a data-absent-reason with no value) says it is there too.
 _EFFECTIVE_ELEMENTS = (
     "effectiveDateTime",
     "effectiveInstant",
@@ -440,7 +441,13 @@ _EFFECTIVE_ELEMENTS = (
     "occurrenceDateTime",
     "occurrenceInstant",
     "occurrencePeriod",
+    "_effectiveDateTime",
+    "_effectiveInstant",
+    "_occurrenceDateTime",
+    "_occurrenceInstant",
 )
+# The problem of a result dated by issued beside an effective[x] that cannot be read.
+MISDATED = "effective date unreadable"
 
 
 def _observation_result(resource: dict[str, Any], kind: str, rid: str) -> Result | None:
@@ -465,7 +472,7 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
     result = _measured(resource, kind, rid, when)
     if all(resource.get(name) is None for name in _EFFECTIVE_ELEMENTS):
         return result
-    problem = f"effective date unreadable; issued {when.date().isoformat()}"
+    problem = f"{MISDATED}; issued {when.date().isoformat()}"
     if result.problem:
         problem = f"{result.problem}; {problem}"
     return _result(kind, when, rid, result.value, result.unit, result.uln, problem)
@@ -700,6 +707,42 @@ def build(
         foreign_resources=foreign,
         undated_results=undated,
     )
+
+
+def notes_on(record: PatientRecord) -> list[str]:
+    """What the record left out or could not use, for the data-unavailable card: said whether or not
+    a rule looks at it, since a rule reads only the newest readable result and would otherwise pass
+    over a newer one it could not date (a platelet count of 40,000 beside last week's normal one)."""
+    notes = []
+    if record.foreign_resources:
+        notes.append(
+            f"{record.foreign_resources} resource(s) about another patient were returned and ignored."
+        )
+    if record.undated_results:
+        # Else a missing-lab card would say there is no platelet count while one exists, undated.
+        kinds = ", ".join(RESULT_NAMES.get(k, k) for k in sorted(record.undated_results))
+        notes.append(
+            f"{sum(record.undated_results.values())} Observation(s) ({kinds}) had no readable date "
+            "and were not used."
+        )
+    for kind in sorted(record.results):
+        misdated = [r for r in record.results[kind] if MISDATED in r.problem]
+        if misdated:
+            newest = misdated[0]  # results are newest first
+            notes.append(
+                f"{len(misdated)} {RESULT_NAMES.get(kind, kind)} result(s) with an effective date that "
+                f"could not be read were not used; the newest, issued {newest.when.date().isoformat()}, "
+                f"reads {_shown(newest)}: check when it was drawn."
+            )
+    return notes
+
+
+def _shown(result: Result) -> str:
+    if result.value is None:
+        return "no readable value"
+    if result.kind == "platelets":
+        return f"{result.value:,.0f}/mm3"
+    return f"{result.value:g} {result.unit}".strip()
 
 
 def _her2_status(

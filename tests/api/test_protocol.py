@@ -434,7 +434,7 @@ def test_a_result_with_no_readable_date_is_said_beside_the_missing_lab_card(
     cards = {c["source"]["topic"]["code"]: c for c in response.get_json()["cards"]}
     assert "platelets-missing" in cards, list(cards)
     note = cards["data-unavailable"]["detail"]
-    assert "1 Observation(s) (platelets) had no readable date and were not used." in note
+    assert "1 Observation(s) (platelet count) had no readable date and were not used." in note
 
 
 def _with_date(resource: dict, element: str, when: str) -> dict:
@@ -488,3 +488,33 @@ def test_the_dstu2_media_type_is_read_as_json(client) -> None:
     body = json.dumps(fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")]))
     response = client.post("/cds-services/tdm1-order-sign", data=body, content_type="application/json+fhir")
     assert response.status_code == 200 and "cards" in response.get_json()
+
+
+@pytest.mark.parametrize("hook", ["order-sign", "patient-view"])
+@pytest.mark.parametrize("element", ["effectiveDateTime", "_effectiveDateTime"])
+def test_a_newer_result_that_cannot_be_dated_is_said_beside_an_older_normal_one(
+    client: FlaskClient, frozen_now, hook: str, element: str
+) -> None:
+    # Normal labs yesterday; a count of 40,000/mm3 released 20 hours ago whose collection time is
+    # garbled (or only a data-absent-reason). It is not graded (it may predate the last dose), and
+    # the rules, reading the newest readable count, say nothing of it: the note must.
+    absent = {"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}
+    garbled = "2026-13-45" if element == "effectiveDateTime" else {"extension": [absent]}
+    low = fb.platelet_count(40, effective=garbled, issued=fb.ago(hours=20), element=element)
+    history = [*fb.metastatic_history(), fb.administration("tdm1", fb.ago(days=21)), low]
+    drafts = [fb.medication_request("tdm1")] if hook == "order-sign" else []
+    response = post(client, f"tdm1-{hook}", fb.hook_request(hook, drafts=drafts, history=history))
+    cards = {c["source"]["topic"]["code"]: c for c in response.get_json()["cards"]}
+    assert "thrombocytopenia-hold" not in cards  # never graded on a date that could not be read
+    note = cards["data-unavailable"]["detail"]
+    issued = fb.ago(hours=20).date().isoformat()
+    assert (
+        "1 platelet count result(s) with an effective date that could not be read were not used; "
+        f"the newest, issued {issued}, reads 40,000/mm3: check when it was drawn."
+    ) in note
+    # The other side: dated, the same count is graded and no note is needed.
+    low = fb.platelet_count(40, effective=fb.ago(hours=20), issued=fb.ago(hours=20))
+    history[-1] = low
+    response = post(client, f"tdm1-{hook}", fb.hook_request(hook, drafts=drafts, history=history))
+    codes = {c["source"]["topic"]["code"] for c in response.get_json()["cards"]}
+    assert "thrombocytopenia-hold" in codes and "data-unavailable" not in codes

@@ -409,6 +409,7 @@ def _observation_result(resource: dict[str, Any], kind: str) -> Result | None:
     result = _dated_result(resource, kind)
     elements = ["effectiveDateTime", "effectiveInstant", "effectivePeriod", "effectiveTiming"]
     elements += ["occurrenceDateTime", "occurrenceInstant", "occurrencePeriod"]
+    elements += ["_effectiveDateTime", "_effectiveInstant", "_occurrenceDateTime", "_occurrenceInstant"]
     if result is None or effective_time(resource)[0] or all(resource.get(e) is None for e in elements):
         return result
     problem = f"effective date unreadable; issued {result.when.date().isoformat()}"
