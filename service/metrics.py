@@ -52,7 +52,7 @@ FHIR_FETCH_LATENCY = Histogram(
 )
 FHIR_FETCH_FAILURES = Counter(
     "tdm1_cds_fhir_fetch_failures",
-    "FHIR queries that did not give data, by prefetch key and reason (timeout, http_4xx, http_5xx, network, invalid).",
+    "FHIR queries that did not give data, by prefetch key and reason (timeout, http_4xx, http_5xx, network, invalid, incomplete, truncated).",
     ["key", "reason"],
 )
 CARDS_ISSUED = Counter(

@@ -168,7 +168,11 @@ def counts_as_match(entry: dict[str, Any], resource: dict[str, Any]) -> bool:
     """Whether a Bundle entry is one of the results Bundle.total counts."""
     search = entry.get("search")
     mode = search.get("mode") if isinstance(search, dict) else None
-    return mode not in _NOT_MATCHES and resource.get("resourceType") != "OperationOutcome"
+    # A mode that is not a string (a list, an object) is no mode: counted, as an unstated one is.
+    return (
+        not (isinstance(mode, str) and mode in _NOT_MATCHES)
+        and resource.get("resourceType") != "OperationOutcome"
+    )
 
 
 def shortfall(total: Any, matches: int) -> str | None:
@@ -204,8 +208,8 @@ class BundleRead:
 
 def read_bundle(value: Any) -> BundleRead:
     """Walk a Bundle once (a Bundle within it too, as in a batch-response of searches); a value that
-    is a resource itself is its only resource. A prefetch key is read once per hook call for all of
-    what bundle_resources and bundle_is_partial each walked it for."""
+    is a resource itself is its only resource. A prefetch key is read once per hook call, for its
+    resources and for whether it is the whole answer."""
     value = as_dict(value)
     if value.get("resourceType") != "Bundle":
         return BundleRead([value] if as_str(value.get("resourceType")) else [], 0, None)
@@ -247,13 +251,6 @@ def prefetch_gap(value: Any, read: BundleRead | None = None) -> str | None:
     if read.gap or next_link(value):
         return read.gap
     return shortfall(value.get("total"), read.matches)
-
-
-def bundle_is_partial(bundle: Any) -> bool:
-    """A Bundle with an entry that makes it less than the whole answer (why_incomplete), or a last
-    page short of its total. Rules that look for an absence (no platelet count, no prior therapy)
-    must not run on what is left; the fetch path refuses the same Bundles."""
-    return prefetch_gap(bundle) is not None
 
 
 def period_bounds(period: Any) -> tuple[datetime | None, datetime | None]:

@@ -47,7 +47,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class FetchError(Exception):
     """One query failed; the message is safe to show (no token, no patient data).
 
-    `reason` is a short code for metrics: timeout, network, http_4xx, http_5xx or invalid.
+    `reason` is a short code for metrics: timeout, network, http_4xx, http_5xx, invalid, or
+    incomplete (a last page short of its Bundle.total).
     """
 
     def __init__(self, message: str, reason: str = "invalid") -> None:
@@ -218,7 +219,7 @@ class FhirClient:
                 # A relative link is read against the base.
                 document = self.get_json(urljoin(self.base_url, link), deadline)
             if not result.truncated and (gap := shortfall(pages.total, pages.matches)):
-                raise FetchError(gap, "invalid")
+                raise FetchError(gap, "incomplete")
         except FetchError as exc:
             result.error, result.reason = str(exc), exc.reason
         result.seconds = time.monotonic() - started
@@ -226,12 +227,12 @@ class FhirClient:
 
 
 class _Pages:
-    """The results of a search's pages so far: how many Bundle.total counts, and the total the
-    server gave (on the first page that gave one)."""
+    """The results of a search's pages so far: how many Bundle.total counts, and the largest total
+    a page gave (pages that disagree: the answer is held to the larger count)."""
 
     def __init__(self) -> None:
         self.matches = 0
-        self.total: Any = None
+        self.total: int | None = None
 
     def add(self, document: dict[str, Any]) -> list[dict[str, Any]]:
         """The data of one page; FetchError if an entry makes the answer incomplete (why_incomplete)."""
@@ -241,8 +242,9 @@ class _Pages:
         if read.gap:
             raise FetchError(read.gap, "invalid")
         self.matches += read.matches
-        if self.total is None:
-            self.total = document.get("total")
+        total = document.get("total")
+        if isinstance(total, int) and not isinstance(total, bool):
+            self.total = total if self.total is None else max(self.total, total)
         # An OperationOutcome with warnings only is not data.
         return [r for r in read.resources if r["resourceType"] != "OperationOutcome"]
 

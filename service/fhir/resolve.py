@@ -14,7 +14,7 @@ from typing import Any
 
 from service import metrics
 from service.clinical.record import unresolved_medication_ids
-from service.clinical.resources import BundleRead, as_dict, next_link, read_bundle
+from service.clinical.resources import BundleRead, as_dict, next_link, prefetch_gap, read_bundle
 from service.fhir.cache import FetchCache, Scope
 from service.fhir.client import FetchResult, FhirClient, run_parallel
 from service.protocol import prefetch
@@ -64,7 +64,7 @@ def resolve(
         raise DataNotObtainable("no prefetch was sent and no fhirServer was given")
     for spec in prefetch.specs():
         value = prefetched.get(spec.key)
-        if value is not None and prefetch.usable(value, reads[spec.key]):
+        if value is not None and prefetch.usable(value, reads[spec.key], spec.resource_type):
             data.prefetched_keys.append(spec.key)
             more = next_link(as_dict(value))
             if more and client is not None:
@@ -82,6 +82,11 @@ def resolve(
             data.available.add(spec.category)
             continue
         query = prefetch.render(spec.template, context)
+        if client is None and value is not None and (gap := prefetch_gap(value, reads[spec.key])):
+            # Sent, but not the whole answer: the card says why, so the EHR's prefetch can be mended.
+            data.failures[spec.key] = f"prefetch incomplete: {gap}"
+            data.notes.append(f"Prefetched {spec.key} was incomplete ({gap}) and no FHIR server was given.")
+            continue
         if client is None or query is None:
             data.failures[spec.key] = (
                 "not prefetched and no FHIR server to ask" if client is None else "no patient id"

@@ -40,6 +40,11 @@ class PrefetchKey:
     template: str
     category: str
 
+    @property
+    def resource_type(self) -> str:
+        """What the query reads: "Patient" for Patient/{{id}}, "Observation" for Observation?..."""
+        return self.template.split("?", 1)[0].split("/", 1)[0]
+
 
 def specs() -> tuple[PrefetchKey, ...]:
     patient = "{{context.patientId}}"
@@ -85,12 +90,17 @@ def render(template: str, context: dict[str, Any]) -> str | None:
     return None if missing else query
 
 
-def usable(value: Any, read: BundleRead | None = None) -> bool:
+def usable(value: Any, read: BundleRead | None = None, resource_type: str | None = None) -> bool:
     """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch),
-    or a Bundle that is not the whole answer (prefetch_gap: an error OperationOutcome entry, an entry
-    that is not a resource, a last page short of its total). A check for a missing lab must not run
-    on part of a list. `read` is read_bundle(value) when the caller has walked it already."""
+    a resource that is not what the key reads (`resource_type`: an Observation prefetch that is a
+    lone Patient, or has no resourceType, would pass for "no Observations"), or a Bundle that is not
+    the whole answer (prefetch_gap: an error OperationOutcome entry, an entry that is not a resource,
+    a last page short of its total). A check for a missing lab must not run on part of a list, nor
+    on a list never read. `read` is read_bundle(value) when the caller has walked it already."""
     value = as_dict(value)
-    if not value or value.get("resourceType") in (None, "OperationOutcome"):
+    kind = value.get("resourceType")
+    if not isinstance(kind, str) or not kind.strip() or kind == "OperationOutcome":
         return False
+    if kind != "Bundle":
+        return resource_type is None or kind == resource_type
     return prefetch_gap(value, read) is None

@@ -298,8 +298,15 @@ def resources() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def bundles(entries: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[Any]:
+    modes = st.one_of(st.sampled_from(["match", "include", "outcome", [], {}, ["include"]]), hostile_values())
     entry = st.fixed_dictionaries(
-        {}, optional={"resource": entries or resources(), "fullUrl": st.text(max_size=20)}
+        {},
+        optional={
+            "resource": entries or resources(),
+            "fullUrl": st.text(max_size=20),
+            # Bundle.total counts entries by search.mode: a hostile one must not break the count.
+            "search": st.one_of(st.fixed_dictionaries({}, optional={"mode": modes}), hostile_values()),
+        },
     )
     bundle = st.fixed_dictionaries(
         {"resourceType": st.just("Bundle")},

@@ -203,3 +203,48 @@ def test_a_prefetched_batch_response_with_a_paged_search_inside_is_partial(roomy
     response = call(client, _request(None, {**full, "observations": batch}, history))
     assert "data-unavailable" not in codes(response)
     assert codes(response) == codes(call(client, _request(None, full, history)))
+
+
+def test_a_short_prefetch_without_a_server_says_why(roomy, client) -> None:
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    count = len(full["observations"]["entry"])
+    prefetch = {**full, "observations": {**full["observations"], "total": count + 3}}
+    card = unavailable_card(call(client, _request(None, prefetch, history)))
+    assert (
+        f"Prefetched observations was incomplete (the server counted {count + 3} results and sent {count}) "
+        "and no FHIR server was given."
+    ) in card["detail"]
+
+
+def test_a_prefetched_lone_resource_of_another_type_is_not_read_as_an_empty_list(roomy, client) -> None:
+    # An Observation prefetch that is a Patient, or a resource with no readable type: no Observation
+    # was read, so "no platelet count" would be a guess.
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    patient = full["patient"]
+    for wrong in (patient, {"resourceType": ""}, {"resourceType": 5}, {"resourceType": "Basic", "id": "b"}):
+        prefetch = {**full, "observations": wrong}
+        response = call(client, _request(None, prefetch, history))
+        assert "Observations" in unavailable_card(response)["summary"], wrong
+        assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response)), wrong
+        state = StubState(data=data_for(history), token=TOKEN)
+        with fhir_stub(state) as base_url:
+            fetched = call(client, _request(base_url, prefetch, history))
+        assert _types(state) == {"Observation"}, wrong
+        assert "data-unavailable" not in codes(fetched)
+    # The other side: the patient key's own lone Patient is read.
+    assert "data-unavailable" not in codes(call(client, _request(None, full, history)))
+
+
+def test_a_hostile_search_mode_in_a_prefetch_is_read_not_a_500(roomy, client) -> None:
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    entries = [
+        {**e, "search": {"mode": mode}}
+        for e, mode in zip(full["observations"]["entry"], [[], {}, ["x"]] * 50, strict=False)
+    ]
+    prefetch = {**full, "observations": {**full["observations"], "entry": entries}}
+    response = call(client, _request(None, prefetch, history))
+    assert response.status_code == 200
+    assert codes(response) == codes(call(client, _request(None, full, history)))

@@ -1,5 +1,5 @@
-"""read_bundle walks a prefetched Bundle once for what bundle_resources and bundle_is_partial each
-walked it for: the same resources, and a gap exactly when the Bundle is not the whole answer."""
+"""read_bundle walks a prefetched Bundle once: the resources bundle_resources gives, and a gap
+exactly when the Bundle is not the whole answer."""
 
 from __future__ import annotations
 

@@ -247,7 +247,7 @@ def test_a_last_page_short_of_its_total_fails_the_query(server: Server) -> None:
     bundle["total"] = 5
     server.json("/fhir/Observation?patient=pat-1", bundle)
     result = _search(server)
-    assert not result.ok and result.reason == "invalid"
+    assert not result.ok and result.reason == "incomplete"
     assert result.error == "the server counted 5 results and sent 2"
     bundle["total"] = 2  # the other side: exactly as many as counted
     server.json("/fhir/Observation?patient=pat-1", bundle)
@@ -302,3 +302,51 @@ def test_a_total_that_is_absent_or_not_an_integer_is_not_held_against_the_page(
         bundle["total"] = total
     server.json("/fhir/Observation?patient=pat-1", bundle)
     assert _search(server).ok
+
+
+def test_pages_that_disagree_on_the_total_are_held_to_the_larger(server: Server) -> None:
+    labs = [fb.observation("platelets", 200 + i, fb.ago(days=i)) for i in range(3)]
+    for first_total, last_total in ((4, 3), (3, 4)):
+        first = page(server, labs[:2], f"{server.base}/Observation?patient=pat-1&_offset=2")
+        first["total"] = first_total
+        last = page(server, labs[2:], None)
+        last["total"] = last_total
+        server.json("/fhir/Observation?patient=pat-1", first)
+        server.json("/fhir/Observation?patient=pat-1&_offset=2", last)
+        result = _search(server)
+        assert result.error == "the server counted 4 results and sent 3", (first_total, last_total)
+
+
+def test_an_outcome_without_a_search_mode_is_not_counted_as_a_result(server: Server) -> None:
+    bundle = fb.searchset([fb.observation("alt", 20, fb.ago(days=1))])
+    warning = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "warning", "code": "informational"}],
+    }
+    bundle["entry"].append({"resource": warning})  # no search element at all
+    bundle["total"] = 2
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    assert _search(server).error == "the server counted 2 results and sent 1"
+
+
+@pytest.mark.parametrize("mode", [[], {}, ["include"], 7, None, "match"])
+def test_a_search_mode_that_is_not_a_string_counts_as_unstated(server: Server, mode: object) -> None:
+    bundle = fb.searchset([fb.observation("alt", 20, fb.ago(days=1))])
+    bundle["entry"][0]["search"] = {"mode": mode}
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    result = _search(server)
+    assert result.ok and len(result.resources) == 1
+
+
+def test_a_prefetched_first_page_continued_short_of_its_total_fails(server: Server) -> None:
+    labs = [fb.observation("platelets", 200 + i, fb.ago(days=i)) for i in range(3)]
+    first = page(server, labs[:2], f"{server.base}/Observation?patient=pat-1&_offset=2")
+    first["total"] = 4
+    last = page(server, labs[2:], None)
+    del last["total"]
+    server.json("/fhir/Observation?patient=pat-1&_offset=2", last)
+    client = FhirClient(server.base, TOKEN)
+    result = client.continue_paging("observations", first, deadline())
+    assert result.reason == "incomplete" and result.error == "the server counted 4 results and sent 3"
+    first["total"] = 3
+    assert client.continue_paging("observations", first, deadline()).ok
