@@ -98,13 +98,24 @@ def call_service(service_id: str):
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:  # "http://[::1": no host can be read, so none is loopback
+        return False
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _unparsable(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018 - reading it is the test: a bad port or bracket raises
+    except ValueError:
+        return True
+    return False
 
 
 def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
@@ -119,6 +130,8 @@ def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
         if caller is None or not caller.issuer.allows_fhir_server(server):
             log.warning("fhirServer refused: not listed for the issuer", extra=auth.log_fields())
             raise ApiError(400, "fhirServer is not an allowed FHIR server for this client.")
+    elif _unparsable(server):
+        raise ApiError(400, "fhirServer is not a valid URL.")
     elif not is_loopback(server):
         # The public sandbox sends its own server with complete prefetch: use the prefetch, call nobody.
         log.info("fhirServer ignored in dev mode (not loopback)")

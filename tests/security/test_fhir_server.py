@@ -176,3 +176,10 @@ def test_dev_mode_refuses_credentials_in_a_loopback_server(
     response = client.post(SIGN, json=fetching_request(f"http://user:pw@127.0.0.1:{elsewhere.port}/fhir"))
     assert response.status_code == 400
     assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("server", ["http://[::1", "http://127.0.0.1:99999/fhir", "http://127.0.0.1:x/fhir"])
+def test_dev_mode_answers_an_unparsable_fhir_server_with_400(app, client: FlaskClient, server: str) -> None:
+    response = client.post(SIGN, json=fetching_request(server))
+    assert response.status_code == 400
+    assert response.get_json()["resourceType"] == "OperationOutcome"
