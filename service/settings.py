@@ -51,6 +51,10 @@ class Settings:
     fetch_max_pages: int = 20
     # _count asked for on each search the service sends (0: the server's default page size).
     fetch_page_size: int = 200
+    # A searchset read to its last page with fewer results than its Bundle.total counts is incomplete.
+    # false: for a server known to count what it does not send (some HAPI versions counted included
+    # resources), whose every answer would otherwise be unavailable.
+    check_bundle_total: bool = True
     # Threads per worker process for FHIR queries: each hook call without prefetch makes six at once,
     # and a worker runs up to 16 calls (gunicorn threads): 96 queries at most, six of them per call;
     # past 64 some wait for a thread, which only happens with more than ten slow calls in one worker.
@@ -103,6 +107,7 @@ _PARSERS: dict[str, Any] = {
     "fetch_deadline_seconds": float,
     "fetch_max_pages": int,
     "fetch_page_size": int,
+    "check_bundle_total": _bool,
     "fetch_workers": int,
     "fetch_cache_ttl_seconds": float,
     "fetch_cache_max_bytes": int,

@@ -150,6 +150,7 @@ def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
         pool=current_app.config["FHIR_POOL"],
         max_pages=settings.fetch_max_pages,
         page_size=settings.fetch_page_size,
+        check_total=settings.check_bundle_total,
     )
 
 
@@ -206,6 +207,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             draft_resources=[o.resource for o in orders],
             cache=current_app.config.get("FETCH_CACHE"),
             prefetched_reads=prefetched_reads,
+            check_total=settings.check_bundle_total,
         )
     except DataNotObtainable as exc:
         raise ApiError(412, f"Data needed and not obtainable: {exc}.") from None

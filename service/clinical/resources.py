@@ -196,14 +196,18 @@ def next_link(bundle: dict[str, Any]) -> str | None:
 
 class BundleRead:
     """One walk of a Bundle: its resources (as bundle_resources gives them), how many of its entries
-    Bundle.total counts, and why an entry makes it less than the whole answer (`gap`, or None)."""
+    Bundle.total counts, why an entry makes it less than the whole answer (`gap`), and why a Bundle
+    within it falls short of its total (`short`); None when not."""
 
-    __slots__ = ("gap", "matches", "resources")
+    __slots__ = ("gap", "matches", "resources", "short")
 
-    def __init__(self, resources: list[dict[str, Any]], matches: int, gap: str | None) -> None:
+    def __init__(
+        self, resources: list[dict[str, Any]], matches: int, gap: str | None, short: str | None = None
+    ) -> None:
         self.resources = resources
         self.matches = matches
         self.gap = gap
+        self.short = short
 
 
 def read_bundle(value: Any) -> BundleRead:
@@ -215,7 +219,7 @@ def read_bundle(value: Any) -> BundleRead:
         return BundleRead([value] if as_str(value.get("resourceType")) else [], 0, None)
     found: list[dict[str, Any]] = []
     matches = 0
-    gap = None
+    gap = short = None
     for entry in as_list(value.get("entry")):
         entry = as_dict(entry)
         resource = as_dict(entry.get("resource"))
@@ -225,31 +229,30 @@ def read_bundle(value: Any) -> BundleRead:
         elif resource["resourceType"] == "Bundle":
             inner = read_bundle(resource)
             found += inner.resources
-            gap = gap or inner.gap or page_gap(resource, inner.matches)
+            if next_link(resource):
+                gap = gap or inner.gap or "a Bundle within the Bundle has pages that were not read"
+            else:
+                gap = gap or inner.gap
+                short = short or inner.short or shortfall(resource.get("total"), inner.matches)
         else:
             found.append(resource)
             if counts_as_match(entry, resource):
                 matches += 1
-    return BundleRead(found, matches, gap)
+    return BundleRead(found, matches, gap, short)
 
 
-def page_gap(bundle: dict[str, Any], matches: int) -> str | None:
-    """Why a page of results is not the end of them: a next link (pages left unread here), or, on a
-    last page, a total that counts more than the `matches` read (shortfall)."""
-    if next_link(bundle):
-        return "a Bundle within the Bundle has pages that were not read"
-    return shortfall(bundle.get("total"), matches)
-
-
-def prefetch_gap(value: Any, read: BundleRead | None = None) -> str | None:
+def prefetch_gap(value: Any, read: BundleRead | None = None, *, check_total: bool = True) -> str | None:
     """Why a prefetched Bundle is not the whole answer, its next pages aside (those are fetched):
-    an entry (why_incomplete), or a last page short of its total."""
+    an entry (why_incomplete), or, with check_total, a last page short of its total (a Bundle
+    within it too)."""
     value = as_dict(value)
     if value.get("resourceType") != "Bundle":
         return None
     read = read or read_bundle(value)
-    if read.gap or next_link(value):
+    if read.gap or not check_total:
         return read.gap
+    if read.short or next_link(value):
+        return read.short
     return shortfall(value.get("total"), read.matches)
 
 

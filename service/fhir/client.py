@@ -105,12 +105,14 @@ class FhirClient:
         pool: urllib3.PoolManager | None = None,
         max_pages: int = 20,
         page_size: int = 0,
+        check_total: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self._token = access_token
         self._pool = pool or new_pool()
         self.max_pages = max_pages
         self.page_size = page_size
+        self.check_total = check_total
 
     def cache_scope(self, patient_id: str) -> Scope:
         """Whose data this client reads, for the fetch cache: never the token, only its fingerprint."""
@@ -204,7 +206,7 @@ class FhirClient:
         a next link has left some out, and the query fails rather than look complete."""
         started = time.monotonic()
         result = FetchResult(key=key)
-        pages = _Pages()
+        pages = _Pages(self.check_total)
         try:
             document = first if first is not None else self.get_json(str(url), deadline)
             while True:
@@ -218,7 +220,7 @@ class FhirClient:
                     break
                 # A relative link is read against the base.
                 document = self.get_json(urljoin(self.base_url, link), deadline)
-            if not result.truncated and (gap := shortfall(pages.total, pages.matches)):
+            if self.check_total and not result.truncated and (gap := shortfall(pages.total, pages.matches)):
                 raise FetchError(gap, "incomplete")
         except FetchError as exc:
             result.error, result.reason = str(exc), exc.reason
@@ -230,7 +232,8 @@ class _Pages:
     """The results of a search's pages so far: how many Bundle.total counts, and the largest total
     a page gave (pages that disagree: the answer is held to the larger count)."""
 
-    def __init__(self) -> None:
+    def __init__(self, check_total: bool) -> None:
+        self.check_total = check_total
         self.matches = 0
         self.total: int | None = None
 
@@ -241,6 +244,8 @@ class _Pages:
         read = read_bundle(document)
         if read.gap:
             raise FetchError(read.gap, "invalid")
+        if read.short and self.check_total:
+            raise FetchError(read.short, "incomplete")
         self.matches += read.matches
         total = document.get("total")
         if isinstance(total, int) and not isinstance(total, bool):

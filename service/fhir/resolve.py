@@ -47,6 +47,7 @@ def resolve(
     draft_resources: list[dict[str, Any]] | None = None,
     cache: FetchCache | None = None,
     prefetched_reads: dict[str, BundleRead] | None = None,
+    check_total: bool = True,
 ) -> ResolvedData:
     """`prefetched_reads`, when given, is read_bundle() of each prefetch value, already walked by the
     caller (a 2,000-resource prefetch costs a millisecond a walk); a key it lacks is walked here."""
@@ -60,11 +61,15 @@ def resolve(
     jobs = {}
     queries: dict[str, str] = {}
     fetcher = _Fetcher(client, cache, str(context.get("patientId", "")))
-    if client is None and not any(prefetch.usable(v, reads[k]) for k, v in prefetched.items()):
+    if client is None and not any(
+        prefetch.usable(v, reads[k], check_total=check_total) for k, v in prefetched.items()
+    ):
         raise DataNotObtainable("no prefetch was sent and no fhirServer was given")
     for spec in prefetch.specs():
         value = prefetched.get(spec.key)
-        if value is not None and prefetch.usable(value, reads[spec.key], spec.resource_type):
+        if value is not None and prefetch.usable(
+            value, reads[spec.key], spec.resource_type, check_total=check_total
+        ):
             data.prefetched_keys.append(spec.key)
             more = next_link(as_dict(value))
             if more and client is not None:
@@ -82,7 +87,11 @@ def resolve(
             data.available.add(spec.category)
             continue
         query = prefetch.render(spec.template, context)
-        if client is None and value is not None and (gap := prefetch_gap(value, reads[spec.key])):
+        if (
+            client is None
+            and value is not None
+            and (gap := prefetch_gap(value, reads[spec.key], check_total=check_total))
+        ):
             # Sent, but not the whole answer: the card says why, so the EHR's prefetch can be mended.
             data.failures[spec.key] = f"prefetch incomplete: {gap}"
             data.notes.append(f"Prefetched {spec.key} was incomplete ({gap}) and no FHIR server was given.")

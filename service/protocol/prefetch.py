@@ -90,7 +90,13 @@ def render(template: str, context: dict[str, Any]) -> str | None:
     return None if missing else query
 
 
-def usable(value: Any, read: BundleRead | None = None, resource_type: str | None = None) -> bool:
+def usable(
+    value: Any,
+    read: BundleRead | None = None,
+    resource_type: str | None = None,
+    *,
+    check_total: bool = True,
+) -> bool:
     """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch),
     a resource that is not what the key reads (`resource_type`: an Observation prefetch that is a
     lone Patient, or has no resourceType, would pass for "no Observations"), or a Bundle that is not
@@ -103,4 +109,4 @@ def usable(value: Any, read: BundleRead | None = None, resource_type: str | None
         return False
     if kind != "Bundle":
         return resource_type is None or kind == resource_type
-    return prefetch_gap(value, read) is None
+    return prefetch_gap(value, read, check_total=check_total) is None

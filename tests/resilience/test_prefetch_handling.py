@@ -248,3 +248,19 @@ def test_a_hostile_search_mode_in_a_prefetch_is_read_not_a_500(roomy, client) ->
     response = call(client, _request(None, prefetch, history))
     assert response.status_code == 200
     assert codes(response) == codes(call(client, _request(None, full, history)))
+
+
+def test_a_server_known_to_miscount_can_be_trusted_without_its_total(roomy, client) -> None:
+    # TDM1_CDS_CHECK_BUNDLE_TOTAL=false: for a server whose total counts what it never sends, the
+    # list is read as it comes, as before the check, instead of every call being unavailable.
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    prefetch = {**full, "observations": {**full["observations"], "total": 999}}
+    assert "data-unavailable" in codes(call(client, _request(None, prefetch, history)))
+    roomy.config["SETTINGS"] = roomy.config["SETTINGS"].with_overrides(check_bundle_total=False)
+    trusted = call(client, _request(None, prefetch, history))
+    assert codes(trusted) == codes(call(client, _request(None, full, history)))
+    state = StubState(data=data_for(history), token=TOKEN)
+    with fhir_stub(state) as base_url:
+        assert "data-unavailable" not in codes(call(client, _request(base_url, prefetch, history)))
+    assert state.paths() == []  # the short prefetch was used, not fetched again

@@ -182,3 +182,10 @@ def test_fetch_page_size_outside_0_to_1000_is_refused(size: str) -> None:
 def test_fetch_page_size_zero_and_the_default() -> None:
     assert from_env({}, dev=True).fetch_page_size == 200
     assert from_env({"TDM1_CDS_FETCH_PAGE_SIZE": "0"}, dev=True).fetch_page_size == 0
+
+
+def test_check_bundle_total_is_on_by_default_and_reads_a_boolean() -> None:
+    assert from_env({}, dev=True).check_bundle_total is True
+    assert from_env({"TDM1_CDS_CHECK_BUNDLE_TOTAL": "false"}, dev=True).check_bundle_total is False
+    with pytest.raises(SettingsError, match="CHECK_BUNDLE_TOTAL"):
+        from_env({"TDM1_CDS_CHECK_BUNDLE_TOTAL": "sometimes"}, dev=True)

@@ -350,3 +350,12 @@ def test_a_prefetched_first_page_continued_short_of_its_total_fails(server: Serv
     assert result.reason == "incomplete" and result.error == "the server counted 4 results and sent 3"
     first["total"] = 3
     assert client.continue_paging("observations", first, deadline()).ok
+
+
+def test_the_total_check_can_be_turned_off_for_a_server_that_miscounts(server: Server) -> None:
+    bundle = fb.searchset([fb.observation("alt", 20, fb.ago(days=1))])
+    bundle["total"] = 3
+    server.json("/fhir/Observation?patient=pat-1", bundle)
+    client = FhirClient(server.base, TOKEN, check_total=False)
+    result = client.search("observations", "Observation?patient=pat-1", deadline())
+    assert result.ok and len(result.resources) == 1
