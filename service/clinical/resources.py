@@ -251,7 +251,7 @@ def prefetch_gap(value: Any, read: BundleRead | None = None, *, check_total: boo
     read = read or read_bundle(value)
     if read.gap or not check_total:
         return read.gap
-    if read.short or next_link(value):
+    if read.short or next_link(value):  # its own total is held against all its pages, once read
         return read.short
     return shortfall(value.get("total"), read.matches)
 
