@@ -114,6 +114,8 @@ RESULT_NAMES = {
     "weight": "body weight",
     "lvef": "LVEF",
 }
+# The liver tests of the label's hepatotoxicity table (USPI §2.3, §5.2) and the pre-dose labs.
+LIVER_TESTS = {kind: RESULT_NAMES[kind] for kind in ("alt", "ast", "bilirubin")}
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,12 @@ from datetime import datetime
 
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.knowledge import Entry
-from service.clinical.record import CONDITIONS, OBSERVATIONS, Result
+from service.clinical.record import CONDITIONS, LIVER_TESTS, OBSERVATIONS, Result
 from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
 RULE_ID = "hepatotoxicity"
-TESTS = {"alt": "ALT", "ast": "AST", "bilirubin": "total bilirubin"}
 TABLES = {
     "alt": {"metastatic": ("mbc.transaminases",), "early": ("ebc.alt",)},
     "ast": {"metastatic": ("mbc.transaminases",), "early": ("ebc.ast",)},
@@ -54,7 +53,7 @@ NRH = "any.nrh"
 
 def _describe(kind: str, result: Result, times: float) -> str:
     return (
-        f"{TESTS[kind]} {tables.number(result.value or 0)} {result.unit} = {times:.2f} × ULN "
+        f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} = {times:.2f} × ULN "
         f"(ULN {tables.number(result.uln or 0)}) on {tables.day(result.when)}"
     )
 
@@ -67,8 +66,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     # Rows met since the last dose whose resumption costs a dose level: (band, headline, line).
     on_hold: list[tuple[tables.Band, str, str]] = []
     resumption: list[tuple[tables.Band, str, str]] = []
-    gradings = {kind: tables.grading_for(ctx, TABLES[kind]) for kind in TESTS}
-    for kind in TESTS:
+    gradings = {kind: tables.grading_for(ctx, TABLES[kind]) for kind in LIVER_TESTS}
+    for kind in LIVER_TESTS:
         result = derived.latest_in_lab_window(ctx, kind)
         if result is None:
             continue
@@ -76,7 +75,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         times = tables.ratio(result)
         if times is None:
             ctx.notes.append(
-                f"{TESTS[kind]} {tables.number(result.value or 0)} {result.unit} on {tables.day(result.when)} "
+                f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} on {tables.day(result.when)} "
                 "has no reference range (ULN): it cannot be graded against the KADCYLA hepatotoxicity "
                 "table. Check it against the lab's ULN before the dose."
             )
@@ -88,7 +87,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             reasons.append(
                 (
                     current.severity,
-                    f"{TESTS[kind]} {times:.1f} × ULN",
+                    f"{LIVER_TESTS[kind]} {times:.1f} × ULN",
                     f"{_describe(kind, result, times)}: {current.instruction()}",
                 )
             )
@@ -97,7 +96,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             e_result, e_band = earlier
             e_times = tables.ratio(e_result) or 0.0
             line = f"Since the last T-DM1 dose, {_describe(kind, e_result, e_times)}: {e_band.instruction()}"
-            headline = f"{TESTS[kind]} {e_times:.1f} × ULN on {tables.day(e_result.when)}"
+            headline = f"{LIVER_TESTS[kind]} {e_times:.1f} × ULN on {tables.day(e_result.when)}"
             (on_hold if current is not None else resumption).append((e_band, headline, line))
     extra_sources: list[str] = []
     for band, headline, line in on_hold:
@@ -185,7 +184,7 @@ def _earlier_discontinuation(
     first = derived.first_tdm1_date(ctx)
     if first is None:
         return []
-    graded = {kind: _graded_on_treatment(ctx, kind, first, window_start) for kind in TESTS}
+    graded = {kind: _graded_on_treatment(ctx, kind, first, window_start) for kind in LIVER_TESTS}
     out: list[tuple[tables.Band | None, str, str]] = []
     for kind, items in graded.items():
         found = _newest_discontinue(gradings[kind], items)
@@ -194,7 +193,7 @@ def _earlier_discontinuation(
             out.append(
                 (
                     band,
-                    f"{TESTS[kind]} {times:.1f} × ULN on {tables.day(result.when)}",
+                    f"{LIVER_TESTS[kind]} {times:.1f} × ULN on {tables.day(result.when)}",
                     f"{_describe(kind, result, times)}, on T-DM1: {band.instruction()} "
                     "(a permanent criterion; later recovery does not lift it)",
                 )
@@ -296,9 +295,7 @@ def _hys_law(ctx: RuleContext, latest: dict[str, tuple[Result, float]]) -> tuple
         return "", ""
     kind, (result, times) = max(transaminases, key=lambda item: item[1][1])
     if times > limits["transaminase_above_uln"] and bilirubin[1] > limits["bilirubin_above_uln"]:
-        headline = (
-            f"{TESTS[kind]} {times:.1f} × ULN with bilirubin {bilirubin[1]:.1f} × ULN (Hy's-law pattern)"
-        )
+        headline = f"{LIVER_TESTS[kind]} {times:.1f} × ULN with bilirubin {bilirubin[1]:.1f} × ULN (Hy's-law pattern)"
         return (
             f"{_describe(kind, result, times)} with {_describe('bilirubin', *bilirubin)}: "
             f"transaminases > {limits['transaminase_above_uln']:g} × ULN and total bilirubin > "

@@ -19,12 +19,10 @@ from datetime import datetime
 
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.orders import ordered_lab_codes
-from service.clinical.record import OBSERVATIONS, PatientRecord, Result
+from service.clinical.record import LIVER_TESTS, OBSERVATIONS, PatientRecord, Result
 from service.clinical.rules import derived
 from service.clinical.rules.base import Rule
 from service.clinical.suggestions import lab_order
-
-LIVER_TESTS = {"alt": "ALT", "ast": "AST", "bilirubin": "total bilirubin"}
 
 
 def _window(ctx: RuleContext) -> tuple[datetime, datetime]:
