@@ -5,7 +5,6 @@ parse + validate → resolve data (prefetch, then fhirServer) → PatientRecord 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from datetime import datetime
@@ -26,7 +25,7 @@ from service.clinical.orders import DraftOrder, parse_draft_orders
 from service.clinical.resources import as_dict, bundle_resources, read_bundle
 from service.fhir.client import FhirClient
 from service.fhir.resolve import DataNotObtainable, ResolvedData, resolve
-from service.issuers import normalise_base
+from service.issuers import is_loopback_host, normalise_base
 from service.protocol import validation
 
 log = logging.getLogger("tdm1_cds.hooks")
@@ -97,25 +96,14 @@ def call_service(service_id: str):
     return jsonify(handler(request_body))
 
 
-def is_loopback(url: str) -> bool:
+def _host_of(server: str) -> str | None:
+    """The fhirServer's host; a 400 when its URL cannot be parsed (an open bracket, a bad port)."""
     try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:  # "http://[::1": no host can be read, so none is loopback
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
+        parts = urlsplit(server)
+        parts.port  # noqa: B018 - reading it is the test: a port that is not one raises
     except ValueError:
-        return False
-
-
-def _unparsable(url: str) -> bool:
-    try:
-        urlsplit(url).port  # noqa: B018 - reading it is the test: a bad port or bracket raises
-    except ValueError:
-        return True
-    return False
+        raise ApiError(400, "fhirServer is not a valid URL.") from None
+    return parts.hostname
 
 
 def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
@@ -130,9 +118,7 @@ def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
         if caller is None or not caller.issuer.allows_fhir_server(server):
             log.warning("fhirServer refused: not listed for the issuer", extra=auth.log_fields())
             raise ApiError(400, "fhirServer is not an allowed FHIR server for this client.")
-    elif _unparsable(server):
-        raise ApiError(400, "fhirServer is not a valid URL.")
-    elif not is_loopback(server):
+    elif not is_loopback_host(_host_of(server)):
         # The public sandbox sends its own server with complete prefetch: use the prefetch, call nobody.
         log.info("fhirServer ignored in dev mode (not loopback)")
         return None
