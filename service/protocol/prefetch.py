@@ -21,7 +21,7 @@ from service.clinical.record import (
     OBSERVATIONS,
     PATIENT,
 )
-from service.clinical.resources import BundleRead, as_dict, prefetch_gap
+from service.clinical.resources import BundleRead, as_dict, as_str, prefetch_gap
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -104,8 +104,8 @@ def usable(
     a last page short of its total). A check for a missing lab must not run on part of a list, nor
     on a list never read. `read` is read_bundle(value) when the caller has walked it already."""
     value = as_dict(value)
-    kind = value.get("resourceType")
-    if not isinstance(kind, str) or not kind.strip() or kind == "OperationOutcome":
+    kind = as_str(value.get("resourceType"))
+    if kind is None or kind == "OperationOutcome":
         return False
     if kind != "Bundle":
         return resource_type is None or kind == resource_type
