@@ -220,7 +220,7 @@ class FhirClient:
                     break
                 # A relative link is read against the base.
                 document = self.get_json(urljoin(self.base_url, link), deadline)
-            if self.check_total and not result.truncated and (gap := shortfall(pages.total, pages.matches)):
+            if not result.truncated and (gap := pages.shortfall()):
                 raise FetchError(gap, "incomplete")
         except FetchError as exc:
             result.error, result.reason = str(exc), exc.reason
@@ -230,7 +230,8 @@ class FhirClient:
 
 class _Pages:
     """The results of a search's pages so far: how many Bundle.total counts, and the largest total
-    a page gave (pages that disagree: the answer is held to the larger count)."""
+    a page gave (pages that disagree: the answer is held to the larger count). With check_total
+    off, no total is held against them."""
 
     def __init__(self, check_total: bool) -> None:
         self.check_total = check_total
@@ -252,6 +253,10 @@ class _Pages:
             self.total = total if self.total is None else max(self.total, total)
         # An OperationOutcome with warnings only is not data.
         return [r for r in read.resources if r["resourceType"] != "OperationOutcome"]
+
+    def shortfall(self) -> str | None:
+        """Why the pages read to the last are fewer than their total counts (resources.shortfall)."""
+        return shortfall(self.total, self.matches) if self.check_total else None
 
 
 def with_page_size(query: str, size: int) -> str:
