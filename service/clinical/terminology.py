@@ -83,7 +83,7 @@ class Terminology:
         condition_sets = {
             name: ConditionSet(
                 tuple(spec.get("snomed", ())),
-                tuple(spec.get("icd10cm_prefix", ())),
+                tuple(p.upper().replace(".", "") for p in spec.get("icd10cm_prefix", ())),
                 tuple(spec.get("text", ())),
             )
             for name, spec in self.conditions.items()
@@ -135,8 +135,13 @@ class Terminology:
         for system, code in coding_list:
             if system == snomed and code in spec.snomed:
                 return True
-            # str.startswith with a tuple: any of the prefixes (none: code.upper() is not needed).
-            if system == icd and spec.icd10cm_prefixes and code.upper().startswith(spec.icd10cm_prefixes):
+            # str.startswith with a tuple: any of the prefixes. ICD-10-CM arrives with and without
+            # its dot ("C77.3", "C773"); prefixes are kept without it.
+            if (
+                system == icd
+                and spec.icd10cm_prefixes
+                and code.upper().replace(".", "").startswith(spec.icd10cm_prefixes)
+            ):
                 return True
         lowered = text.lower()
         return bool(lowered) and any(phrase in lowered for phrase in spec.phrases)
@@ -148,23 +153,39 @@ class Terminology:
         return self.systems["loinc"], code
 
 
+# A space or hyphen inside a name matches any run of them, en and em dashes included: order text
+# reads "ado-trastuzumab-emtansine" as often as "ado-trastuzumab emtansine", and a T-DM1 name that
+# failed to match fell through to trastuzumab (a false mix-up card and no T-DM1 checks at all).
+_SEPARATORS = re.compile(r"[\s\-]+")
+_SEPARATOR_RUN = r"[\s\-\u2010-\u2015]+"
+
+
+def _phrase_regex(phrase: str) -> str:
+    return _SEPARATOR_RUN.join(re.escape(part) for part in _SEPARATORS.split(phrase.lower().strip()))
+
+
 def _text_pattern(phrases: list[str]) -> re.Pattern[str] | None:
     if not phrases:
         return None
     # Word boundaries so "tdm1" does not match inside another token; hyphens are boundaries, so
     # "fam-trastuzumab deruxtecan" and "trastuzumab-anns" match. T-DM1 and T-DXd are tried before
     # trastuzumab (family order in terminology.yaml), so "ado-trastuzumab" never reads as trastuzumab.
-    alternatives = sorted((re.escape(p.lower()) for p in phrases), key=len, reverse=True)
+    alternatives = sorted((_phrase_regex(p) for p in phrases), key=len, reverse=True)
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
 
 def from_data(data: dict[str, Any]) -> Terminology:
     systems = data["systems"]
+    aliases = data.get("system_aliases", {})
+
+    def uris(name: str) -> list[str]:
+        return [systems[name], *aliases.get(name, ())]
+
     drugs = []
     for raw in data["drugs"]:
-        codes: set[Coding] = {(systems["rxnorm"], c) for c in raw.get("rxnorm", [])}
-        codes |= {(systems["ndc"], normalise_ndc(c)) for c in raw.get("ndc", [])}
-        codes |= {(systems["hcpcs"], c) for c in raw.get("hcpcs", [])}
+        codes: set[Coding] = {(uri, c) for uri in uris("rxnorm") for c in raw.get("rxnorm", [])}
+        codes |= {(uri, normalise_ndc(c)) for uri in uris("ndc") for c in raw.get("ndc", [])}
+        codes |= {(uri, c) for uri in uris("hcpcs") for c in raw.get("hcpcs", [])}
         drugs.append(
             DrugFamily(
                 family=raw["family"],

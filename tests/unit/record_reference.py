@@ -285,7 +285,10 @@ class ReferenceTerminology:
         for system, code in coding_list:
             if system == snomed and code in spec.get("snomed", ()):
                 return True
-            if system == icd and any(code.upper().startswith(p) for p in spec.get("icd10cm_prefix", ())):
+            undotted = code.upper().replace(".", "")
+            if system == icd and any(
+                undotted.startswith(p.replace(".", "")) for p in spec.get("icd10cm_prefix", ())
+            ):
                 return True
         lowered = text.lower()
         return bool(lowered) and any(phrase in lowered for phrase in spec.get("text", ()))
