@@ -5,6 +5,7 @@ gthread workers: a hook call spends most of its time waiting on the client's FHI
 threads per process keep a core busy; processes give isolation and use both cores.
 """
 
+import ctypes
 import gc
 import os
 
@@ -55,6 +56,34 @@ def gc_thresholds(value: str) -> tuple[int, int, int]:
 # not change (bench/RESULTS.md, "Garbage collector"). Cycles are still collected, less often: the
 # memory phase and the soak check that nothing grows. "700,10,10" puts CPython's back.
 GC_THRESHOLDS = gc_thresholds(os.environ.get("TDM1_CDS_GC_THRESHOLDS", "50000,20,10"))
+
+
+# glibc malloc arenas per worker. glibc gives each of a worker's 16 threads its own arena, each
+# keeping its own high-water mark: a 10-minute soak grew workers 10.5% without a limit and 5.5% with
+# 2, flat after the first minute (bench/RESULTS.md, "Soak"). The image sets MALLOC_ARENA_MAX=2;
+# this puts the same limit on every other way of starting the service (make run, a systemd unit,
+# the bench), where nobody sets the variable.
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
+
+
+def limit_malloc_arenas() -> bool:
+    """mallopt(M_ARENA_MAX) unless MALLOC_ARENA_MAX is set (glibc has read it already, and an
+    operator's choice wins). False where there is no glibc mallopt (musl's ignores it, macOS has
+    none): nothing else changes there."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return mallopt(_M_ARENA_MAX, MALLOC_ARENAS) == 1
+
+
+def post_fork(server, worker):
+    """In the new worker, before its threads exist: arenas are created as threads first allocate."""
+    limit_malloc_arenas()
 
 
 def post_worker_init(worker):

@@ -72,3 +72,58 @@ def test_serve_refuses_a_bad_value_before_listening(tmp_path):
     )
     assert done.returncode != 0
     assert "TDM1_CDS_GC_THRESHOLDS='fast'" in done.stderr
+
+
+_COUNT_ARENAS = r"""
+import ctypes, os, runpy, sys, tempfile, threading
+conf = runpy.run_path(sys.argv[1])
+if sys.argv[2] == "limit":
+    assert conf["limit_malloc_arenas"]() is True
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+barrier = threading.Barrier(12)
+def allocate():
+    block = libc.malloc(200_000)  # each new thread is given an arena on its first malloc
+    barrier.wait()  # all alive at once, so none can inherit another's arena
+    libc.free(block)
+threads = [threading.Thread(target=allocate) for _ in range(12)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, (ctypes.c_char_p, ctypes.c_char_p)
+libc.fclose.argtypes = (ctypes.c_void_p,)
+libc.malloc_info.argtypes = (ctypes.c_int, ctypes.c_void_p)
+path = tempfile.mktemp()
+stream = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, stream)
+libc.fclose(stream)
+print(open(path).read().count("<heap nr="))
+os.unlink(path)
+"""
+
+
+def _arenas(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNT_ARENAS, str(CONF), mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return int(done.stdout.strip())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc arenas")
+def test_each_worker_limits_glibc_malloc_arenas():
+    """Twelve threads allocating at once get up to 12 arenas from glibc, 2 after the worker's
+    post_fork limit (the soak's memory growth came from per-thread arenas)."""
+    assert _arenas("default") > 2
+    assert _arenas("limit") <= 2
+
+
+def test_an_operators_malloc_arena_max_wins(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    conf = runpy.run_path(str(CONF))
+    assert conf["limit_malloc_arenas"]() is False
