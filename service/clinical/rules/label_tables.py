@@ -16,7 +16,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, NamedTuple
 
@@ -39,6 +39,8 @@ CRITERIA: dict[str, tuple[str, Callable[[float, float], bool]]] = {
     "fall_at_least": ("fall", operator.ge),
     "fall_below": ("fall", operator.lt),
 }
+# How far back a hold-level result with nothing newer still holds the dose (see held_over).
+HOLD_LOOKBACK = "policy.hold-lookback"
 ACTION_RANK = {"continue": 0, "hold": 1, "discontinue": 3}
 SETTING_NAMES = {
     "metastatic": "metastatic (MBC table)",
@@ -224,6 +226,55 @@ def grading_for(ctx: RuleContext, by_setting: Mapping[str, Iterable[str]]) -> Gr
 def lab_window(ctx: RuleContext) -> tuple[datetime, datetime]:
     """The pre-dose window: lab_window before the dose, and nothing later than now."""
     return ctx.at - ctx.params.lab_window, ctx.now
+
+
+def held_over(ctx: RuleContext, kind: str) -> Result | None:
+    """The newest readable result of a kind when it is older than the lab window, if it was drawn
+    within the hold look-back before the dose (policy.hold-lookback); None when the window has one.
+
+    The label holds the dose "until" a result shows recovery: a hold-level result that nothing newer
+    contradicts has not been shown to have recovered, however fresh the window must be for a
+    result to clear the dose. Unreadable results (value, unit or date) are passed over, as in the
+    window: the newest readable one speaks.
+    """
+    return ctx.memo(("held-over", kind), lambda: _held_over(ctx, kind))
+
+
+def _held_over(ctx: RuleContext, kind: str) -> Result | None:
+    if derived.latest_in_lab_window(ctx, kind) is not None:
+        return None
+    newest = ctx.record.latest(kind, until=ctx.now)  # none in the window, so older than it
+    if newest is None or newest.when < ctx.at - lookback(ctx):
+        return None
+    return newest
+
+
+def lookback(ctx: RuleContext) -> timedelta:
+    return timedelta(days=ctx.params.knowledge.value(HOLD_LOOKBACK)["days"])
+
+
+def held_over_text(ctx: RuleContext, result: Result, band: Band, name: str) -> str:
+    """Why an older result still acts on this dose: its age, that nothing newer shows recovery, and
+    the row's recovery level (from the table, not restated here)."""
+    said = (
+        f"this {name} is from {day(result.when)} ({(ctx.at - result.when).days} days before the dose), "
+        f"older than the {ctx.params.lab_window.days}-day lab window"
+    )
+    if band.action == "discontinue":
+        return f"{said}; no newer {name} is on record"
+    recovery = band.row.get("until") or "recovery"
+    return (
+        f"{said}, and no newer {name} shows recovery: do not give T-DM1 until a new {name} shows {recovery}"
+    )
+
+
+def lookback_text(ctx: RuleContext) -> str:
+    """The look-back bound as the card states it, with the entry's status."""
+    entry = ctx.params.knowledge.entry(HOLD_LOOKBACK)
+    return (
+        f"A result older than the lab window still holds the dose only if drawn within "
+        f"{entry.value['days']} days before it (service policy, status {entry.status})."
+    )
 
 
 def day(moment: datetime) -> str:
