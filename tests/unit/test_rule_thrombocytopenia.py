@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from service import cards
+from service.clinical import knowledge
 from service.clinical.record import ALL_CATEGORIES, MEDICATION_HISTORY
 from service.clinical.rules.thrombocytopenia import RULE, evaluate
 from tests import fhir_builders as fb
 from tests.unit.label_b_helpers import ORDER_ID, context, early, metastatic, unknown
-from tests.unit.rule_helpers import on_patient_view, rule_ids
+from tests.unit.rule_helpers import on_order, on_patient_view, rule_ids
+
+CARDS_DIR = Path(__file__).resolve().parents[2] / "cards"
 
 
 def platelets(value: float, unit: str = "10*3/uL", **kwargs) -> dict:
@@ -79,9 +85,132 @@ def test_latest_count_decides_recovered_is_silent() -> None:
     assert evaluate(context(metastatic(old_low, recovered))) == []
 
 
-def test_count_outside_the_lab_window_is_not_graded() -> None:
-    stale_low = fb.observation("platelets", 40, fb.ago(days=4))
+def test_count_beyond_the_hold_lookback_is_not_graded() -> None:
+    # Older than policy.hold-lookback (42 days, unverified): left to platelets-missing.
+    stale_low = fb.observation("platelets", 40, fb.ago(days=42, hours=1))
     assert evaluate(context(metastatic(stale_low))) == []
+    assert evaluate(context(metastatic(fb.observation("platelets", 40, fb.ago(days=42)))))
+
+
+# A hold lasts until a count shows recovery: the newest readable count older than the lab window,
+# with nothing newer, still holds the dose (the bug: it was graded only inside the window).
+CBC_DRAFT = {
+    "resourceType": "ServiceRequest",
+    "id": "cbc-draft",
+    "status": "draft",
+    "intent": "order",
+    "code": {"coding": [{"system": fb.LOINC, "code": "58410-2"}]},
+    "subject": {"reference": "Patient/pat-1"},
+}
+
+
+def old_count(value: float, days: float = 4, unit: str = "10*3/uL") -> dict:
+    return fb.observation("platelets", value, fb.ago(days=days), unit=unit)
+
+
+@pytest.mark.parametrize("cbc_drafted", [False, True])
+def test_old_low_count_with_nothing_newer_still_holds(cbc_drafted: bool) -> None:
+    drafts = [fb.medication_request(rid=ORDER_ID), *([CBC_DRAFT] if cbc_drafted else [])]
+    (finding,) = evaluate(context(metastatic(old_count(30)), drafts=drafts))
+    assert finding.indicator == "critical" and finding.variant == "hold"
+    assert finding.facts["platelets"] == "30,000" and finding.facts["date"] == "2026-11-21"
+    held = finding.facts["held_over"]
+    assert "from 2026-11-21 (4 days before the dose)" in held
+    assert "no newer platelet count shows recovery" in held
+    assert "until a new platelet count shows platelets ≥ 75,000/mm3" in held  # the row's own words
+    assert "42 days" in held and "unverified" in held
+    assert finding.facts["none_newer"] == " (4 days before the dose, none newer)"
+    assert finding.sources == ("mbc.thrombocytopenia", "policy.hold-lookback")
+
+
+@pytest.mark.parametrize("cbc_drafted", [False, True])
+def test_old_low_count_holds_through_the_engine_whatever_is_drafted(cbc_drafted: bool) -> None:
+    drafts = [fb.medication_request(), *([CBC_DRAFT] if cbc_drafted else [])]
+    ids = rule_ids(on_order(drafts, metastatic(old_count(30))))
+    assert "thrombocytopenia-hold" in ids
+    assert ("platelets-missing" in ids) is not cbc_drafted  # the CBC answers that card, not the hold
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "fires"),
+    [(75000, "/mm3", False), (74999, "/mm3", True), (75, "10*3/uL", False), (74.999, "10*3/uL", True)],
+)
+@pytest.mark.parametrize("setting", [metastatic, early, unknown])
+def test_old_count_boundary_at_75000(value: float, unit: str, fires: bool, setting) -> None:
+    findings = evaluate(context(setting(old_count(value, unit=unit))))
+    assert bool(findings) is fires
+    if fires:
+        assert findings[0].indicator == "critical" and "policy.hold-lookback" in findings[0].sources
+
+
+def test_old_low_count_in_early_breast_cancer_uses_the_ebc_table() -> None:
+    (finding,) = evaluate(context(early(old_count(60))))
+    assert finding.sources == ("ebc.thrombocytopenia", "policy.hold-lookback")
+
+
+def test_old_grade4_count_says_reduce() -> None:
+    (finding,) = evaluate(context(metastatic(old_count(20, days=10))))
+    assert finding.variant == "reduce" and "reduce one dose level" in finding.facts["instruction"]
+
+
+@pytest.mark.parametrize("newer_days", [1, 3])  # in the window
+def test_old_low_count_then_a_newer_normal_count_is_no_hold(newer_days: float) -> None:
+    assert evaluate(context(metastatic(old_count(30))))  # alone it holds
+    assert evaluate(context(metastatic(old_count(30), old_count(80, days=newer_days)))) == []
+
+
+def test_old_low_count_then_a_newer_normal_count_before_the_window_is_no_hold() -> None:
+    assert evaluate(context(metastatic(old_count(30, days=10), old_count(150, days=5)))) == []
+
+
+def test_old_normal_count_after_an_older_low_one_is_no_hold() -> None:
+    # The newest count speaks; an older low one it supersedes is not a hold.
+    assert evaluate(context(metastatic(old_count(20, days=20), old_count(200, days=6)))) == []
+
+
+@pytest.mark.parametrize("unit", ["10*3/mL", "bogus"])
+def test_old_count_in_an_unreadable_unit_is_not_fired_on(unit: str) -> None:
+    obs = old_count(30)
+    obs["valueQuantity"] = {"value": 30, "unit": unit, "code": unit}
+    assert evaluate(context(metastatic(obs))) == []
+    assert evaluate(context(metastatic(old_count(30))))  # the same count, readable, holds
+
+
+def test_old_count_with_a_garbled_effective_date_is_not_fired_on() -> None:
+    lab = fb.platelet_count(30, effective="garbage", issued=fb.ago(days=4))
+    assert evaluate(context(metastatic(lab))) == []
+    readable = fb.platelet_count(30, effective=fb.ago(days=4), issued=fb.ago(days=4))
+    assert evaluate(context(metastatic(readable)))[0].variant == "hold"
+
+
+def test_newer_unreadable_count_does_not_hide_nor_clear_an_older_low_one() -> None:
+    # The newest readable count holds; the newer one we cannot read is named, never used.
+    newer = old_count(200, days=1)
+    newer["valueQuantity"] = {"value": 200, "unit": "bogus", "code": "bogus"}
+    (finding,) = evaluate(context(metastatic(old_count(30), newer)))
+    assert "could not be read" in finding.facts["unreadable"]
+
+
+def test_count_in_the_window_is_graded_as_before() -> None:
+    (finding,) = evaluate(context(metastatic(platelets(40))))
+    assert finding.facts["held_over"] == "" and finding.facts["none_newer"] == ""
+    assert finding.sources == ("mbc.thrombocytopenia",)
+
+
+def test_old_low_count_on_patient_view_when_due() -> None:
+    due = metastatic(fb.administration("tdm1", fb.ago(days=20)), old_count(30, days=6))
+    (finding,) = evaluate(context(due, hook="patient-view"))
+    assert finding.variant == "hold" and "6 days before the dose" in finding.facts["held_over"]
+
+
+@pytest.mark.parametrize("days", [4, 41])
+def test_old_count_cards_render_within_the_summary_limit(days: float) -> None:
+    contents = cards.load(CARDS_DIR)
+    for value in (30, 20):  # hold, reduce
+        (finding,) = evaluate(context(unknown(old_count(value, days=days))))
+        card = cards.render(finding, contents, knowledge.default())
+        assert len(card["summary"]) < 140 and "none newer" in card["summary"], card["summary"]
+        assert "awaiting clinical review" in card["detail"]
 
 
 @pytest.mark.parametrize("status", ["preliminary", "entered-in-error", "cancelled", "registered"])

@@ -10,14 +10,19 @@ hold, Grade 4 hold then reduce (ebc.thrombocytopenia, unverified recollection).
 When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within the lab window),
  and  the latest valid platelet count in the lab window before the dose (final/amended/corrected,
       unit normalised to /mm3) falls in a hold row of the table for the record's setting,
+  or  there is none in the window and the newest valid count, drawn before the window but within
+      policy.hold-lookback of the dose (unverified service policy), falls in a hold row:
+      the label resumes only once a count shows recovery, and nothing newer shows it (a CBC in the
+      draft orders is not a result); the card says the count's date and age,
 Then  critical: do not give the dose until platelets ≥ the row's recovery level; below the
       Grade 4 level also reduce one dose level on resumption. Suggest removing the draft order.
 If a count since the last dose was in a "then reduce one dose level" row (Grade 4), the card says
 resume one level lower; once recovered, an order not below the last dose given still fires
 (critical, "resume-reduced"); when either dose cannot be read in mg/kg, a note says so.
-Exactly 75,000/mm3 is ≤ Grade 1: no card. No count in the window is platelets-missing's business;
-counts in units, or with an effective date, we cannot read are never graded (platelets-missing
-reports them).
+Exactly 75,000/mm3 is ≤ Grade 1: no card. No count in the window is also platelets-missing's
+business (it asks for a new count); counts in units, or with an effective date, we cannot read are
+never graded (platelets-missing reports them): the newest readable count is, and the card names a
+newer count it could not read.
 Setting unknown: both tables, the more severe row wins (see label_tables).
 """
 
@@ -48,10 +53,17 @@ def _grade(ctx: RuleContext, result: Result) -> tables.Band | None:
 def evaluate(ctx: RuleContext) -> list[Finding]:
     _since, until = tables.lab_window(ctx)
     result = derived.latest_in_lab_window(ctx, "platelets")
+    # None in the window: the newest older count still holds the dose if it is low, since the
+    # label resumes only once a count shows recovery (a drafted CBC is not a result).
+    held_over = result is None
+    if held_over:
+        result = tables.held_over(ctx, "platelets")
     if result is None or result.value is None:
         return []
     count = round(result.value, 3)
     chosen = _worst(ctx, count)
+    if held_over and not chosen:
+        return []  # an older count at no hold level clears nothing: platelets-missing asks for one
     current = chosen[0] if chosen else None
     # The current count is often the newest since the last dose as well: its grade is known.
     earlier = tables.reduce_event_since_last_dose(
@@ -79,6 +91,10 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 "instruction": band.instruction(),
                 "setting": tables.SETTING_NAMES[ctx.record.setting],
                 "earlier": _earlier_text(earlier),
+                "held_over": _held_over_text(ctx, result, band) if held_over else "",
+                "none_newer": (
+                    f" ({(ctx.at - result.when).days} days before the dose, none newer)" if held_over else ""
+                ),
                 "unreadable": (
                     f" A newer count ({tables.day(newer_unreadable[0].when)}) could not be read: "
                     f"{newer_unreadable[0].problem}."
@@ -88,9 +104,17 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             },
             order_ref=ctx.order.reference or None if ctx.order else None,
             suggestions=tables.remove_draft(ctx, "remove-draft", "Remove the T-DM1 draft order (dose held)"),
-            sources=tables.cite([*chosen, *([earlier[1]] if earlier else [])]),
+            sources=tables.cite(
+                [*chosen, *([earlier[1]] if earlier else [])], *([tables.HOLD_LOOKBACK] if held_over else [])
+            ),
         )
     ]
+
+
+def _held_over_text(ctx: RuleContext, result: Result, band: tables.Band) -> str:
+    """ " This count is from …: do not give T-DM1 until …" for a count older than the window."""
+    text = tables.held_over_text(ctx, result, band, "platelet count")
+    return f" {text[0].upper()}{text[1:]}. {tables.lookback_text(ctx)}"
 
 
 def _grade_text(band: tables.Band) -> str:
