@@ -169,9 +169,139 @@ def test_non_final_results_are_ignored(status: str) -> None:
     assert evaluate(context(metastatic(*labs(), bad))) == []
 
 
-def test_results_outside_the_lab_window_are_not_graded() -> None:
-    old = fb.observation("alt", 30 * 40, fb.ago(days=5))
+def test_results_beyond_the_hold_lookback_are_not_graded() -> None:
+    # Older than policy.hold-lookback (42 days, unverified) and no T-DM1 given: liver-tests-missing's.
+    old = fb.observation("alt", 30 * 40, fb.ago(days=42, hours=1))
     assert evaluate(context(metastatic(old))) == []
+
+
+# A hold lasts until a result shows recovery: with no result of a test in the lab window, its
+# newest readable older result still acts on the dose (the bug: only the window was graded).
+HEPATIC_PANEL_DRAFT = {
+    "resourceType": "ServiceRequest",
+    "id": "hepatic-draft",
+    "status": "draft",
+    "intent": "order",
+    "code": {"coding": [{"system": fb.LOINC, "code": "24325-3"}]},
+    "subject": {"reference": "Patient/pat-1"},
+}
+
+
+def fresh_except(*kinds: str) -> list[dict]:
+    """Normal labs from yesterday, without the given kinds."""
+    codes = {fb.LABS[k][0] for k in kinds}
+    return [o for o in labs() if o["code"]["coding"][0]["code"] not in codes]
+
+
+def old(kind: str, times: float, days: float = 4, **kwargs) -> dict:
+    return fb.observation(kind, fb.ULN[kind] * times, fb.ago(days=days), **kwargs)
+
+
+@pytest.mark.parametrize("panel_drafted", [False, True])
+def test_old_alt_at_10_uln_with_nothing_newer_still_holds(panel_drafted: bool) -> None:
+    drafts = [fb.medication_request(rid="tdm1-draft"), *([HEPATIC_PANEL_DRAFT] if panel_drafted else [])]
+    (finding,) = evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10)), drafts=drafts))
+    assert finding.indicator == "critical" and finding.variant == "hold"
+    assert finding.facts["headline"] == "ALT 10.0 × ULN on 2026-11-21, none newer"
+    (reason,) = finding.facts["reasons"]
+    assert "from 2026-11-21 (4 days before the dose)" in reason
+    assert "no newer ALT shows recovery" in reason
+    assert "until a new ALT shows AST/ALT ≤ 5 × ULN" in reason  # the row's own recovery level
+    assert "42 days" in finding.facts["lookback"] and "unverified" in finding.facts["lookback"]
+    assert finding.sources == ("mbc.transaminases", "policy.hold-lookback")
+
+
+@pytest.mark.parametrize("panel_drafted", [False, True])
+def test_old_alt_holds_through_the_engine_whatever_is_drafted(panel_drafted: bool) -> None:
+    drafts = [fb.medication_request(), *([HEPATIC_PANEL_DRAFT] if panel_drafted else [])]
+    ids = rule_ids(on_order(drafts, metastatic(*fresh_except("alt"), old("alt", 10))))
+    assert "hepatotoxicity" in ids
+    assert ("liver-tests-missing" in ids) is not panel_drafted
+
+
+@pytest.mark.parametrize(
+    ("kind", "times", "expected"),
+    [
+        ("alt", 5, None),
+        ("alt", 5 * JUST_ABOVE, "hold"),
+        ("alt", 20 * JUST_ABOVE, "discontinue"),
+        ("ast", 5 * JUST_ABOVE, "hold"),
+        ("bilirubin", 1.5, None),
+        ("bilirubin", 1.5 * JUST_ABOVE, "hold"),
+        ("bilirubin", 10 * JUST_ABOVE, "discontinue"),
+    ],
+)
+def test_old_result_mbc_boundaries(kind: str, times: float, expected: str | None) -> None:
+    variant, sources = outcome(metastatic(*fresh_except(kind), old(kind, times)))
+    assert variant == expected
+    if expected:
+        assert "policy.hold-lookback" in sources
+
+
+def test_old_discontinue_level_on_tdm1_is_said_once() -> None:
+    history = metastatic(
+        fb.administration("tdm1", fb.ago(days=30)), *fresh_except("alt"), old("alt", 25, days=5)
+    )
+    (finding,) = evaluate(context(history))
+    assert finding.variant == "discontinue"
+    (reason,) = finding.facts["reasons"]  # not again as "met earlier on T-DM1"
+    assert "5 days before the dose" in reason and "no newer ALT is on record" in reason
+
+
+def test_old_ebc_alt_uses_the_ebc_table() -> None:
+    (finding,) = evaluate(context(early(*fresh_except("alt"), old("alt", 4))))
+    assert finding.variant == "hold" and finding.sources == ("ebc.alt", "policy.hold-lookback")
+
+
+def test_old_hys_law_pair_discontinues() -> None:
+    history = metastatic(
+        *fresh_except("alt", "bilirubin"), old("alt", 4, days=5), old("bilirubin", 2.5, days=5)
+    )
+    (finding,) = evaluate(context(history))  # ALT 4 × ULN alone is "same dose" in MBC
+    assert finding.variant == "discontinue" and "any.hys-law" in finding.sources
+    assert "Hy's-law pattern" in finding.facts["headline"]
+    assert "older than the 3-day lab window" in finding.facts["reasons"][0]
+
+
+def test_old_bilirubin_pairs_for_hys_law_only_when_concomitant() -> None:
+    # ALT yesterday, bilirubin 5 days ago: 4 days apart, not one pre-dose panel.
+    history = metastatic(
+        *fresh_except("alt", "bilirubin"), *labs(alt=4 * 40)[1:2], old("bilirubin", 2.5, days=5)
+    )
+    (finding,) = evaluate(context(history))
+    assert finding.variant == "hold" and "any.hys-law" not in finding.sources
+
+
+def test_old_alt_then_a_newer_normal_alt_in_the_window_is_no_hold() -> None:
+    assert evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10))))  # alone it holds
+    assert evaluate(context(metastatic(*labs(), old("alt", 10)))) == []
+
+
+def test_old_alt_then_a_newer_normal_alt_before_the_window_is_no_hold() -> None:
+    history = metastatic(*fresh_except("alt"), old("alt", 10, days=10), old("alt", 1, days=5))
+    assert evaluate(context(history)) == []
+
+
+def test_old_alt_in_an_unreadable_unit_is_not_fired_on() -> None:
+    assert evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10, unit="mmol/L")))) == []
+    assert evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10))))  # readable: holds
+
+
+def test_old_alt_with_a_garbled_effective_date_is_not_fired_on() -> None:
+    alt = old("alt", 10)
+    alt["effectiveDateTime"] = "garbage"  # dated only by issued: when was it drawn?
+    assert evaluate(context(metastatic(*fresh_except("alt"), alt))) == []
+
+
+def test_old_alt_without_uln_is_not_graded_and_left_to_the_missing_card() -> None:
+    ctx = context(metastatic(*fresh_except("alt"), old("alt", 10, uln=None)))
+    assert evaluate(ctx) == [] and ctx.notes == []
+
+
+def test_result_in_the_window_is_graded_as_before() -> None:
+    (finding,) = evaluate(context(metastatic(*labs(alt=10 * 40))))
+    assert finding.facts["headline"] == "ALT 10.0 × ULN" and finding.facts["lookback"] == ""
+    assert finding.sources == ("mbc.transaminases",)
 
 
 def nrh(**kwargs) -> dict:

@@ -13,6 +13,11 @@ When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within 
       the record's setting; or ALT or AST > 3 × ULN with total bilirubin > 2 × ULN (Hy's law);
       or nodular regenerative hyperplasia is on the problem list (active or not: a diagnosis
       means permanent discontinuation; matched on text, no verified code exists),
+  or  a test has no result in the window and its newest valid result, drawn before the window but
+      within policy.hold-lookback of the dose (unverified service policy), is at such a level
+      (Hy's law: with its partner drawn within one lab window of it): the label holds "until"
+      recovery and nothing newer shows it (a liver panel in the draft orders is not a result); the
+      reason gives the result's date and age and the recovery level a new result must show,
   or  a permanent-discontinuation level (a discontinue row, or the Hy's-law pattern in results drawn
       within one lab window of each other) was met on T-DM1 (since the first dose) before the window:
       recovery since does not lift a permanent criterion,
@@ -24,8 +29,9 @@ Then  critical: hold the dose (with the label's recovery level and resume dose) 
 Then  critical, "resume-reduced": resume one dose level lower.
 Transaminases > 2.5-5 × ULN in MBC ("treat at same dose level") give no card. A result without a
 ULN is never graded against a guessed ULN: it is named in a data-unavailable note (warning), so
-this rule's cards stay critical, as the card contract says. Missing tests are
-liver-tests-missing's business. Setting unknown: both tables, the more severe row wins.
+this rule's cards stay critical, as the card contract says (an older result without a ULN is
+left to liver-tests-missing, which shows it). Missing tests are liver-tests-missing's business.
+Setting unknown: both tables, the more severe row wins.
 """
 
 from __future__ import annotations
@@ -67,30 +73,40 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     on_hold: list[tuple[tables.Band, str, str]] = []
     resumption: list[tuple[tables.Band, str, str]] = []
     gradings = {kind: tables.grading_for(ctx, TABLES[kind]) for kind in LIVER_TESTS}
+    held: set[str] = set()  # kinds whose result is older than the window (tables.held_over)
+    acting: set[str] = set()  # those of them that hold or stop this dose
     for kind in LIVER_TESTS:
         result = derived.latest_in_lab_window(ctx, kind)
         if result is None:
-            continue
+            # The label holds "until" recovery: the newest older result, if at a hold or
+            # discontinue level, still acts on this dose (a drafted panel is not a result).
+            result = tables.held_over(ctx, kind)
+            if result is None:
+                continue
+            held.add(kind)
         grading = gradings[kind]
         times = tables.ratio(result)
         if times is None:
-            ctx.notes.append(
-                f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} on {tables.day(result.when)} "
-                "has no reference range (ULN): it cannot be graded against the KADCYLA hepatotoxicity "
-                "table. Check it against the lab's ULN before the dose."
-            )
+            if kind not in held:  # an older result is liver-tests-missing's, which shows it
+                ctx.notes.append(
+                    f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} on "
+                    f"{tables.day(result.when)} has no reference range (ULN): it cannot be graded against "
+                    "the KADCYLA hepatotoxicity table. Check it against the lab's ULN before the dose."
+                )
             continue
-        latest[kind] = (result, times)
+        latest[kind] = (result, times)  # an older one too: with bilirubin it may be Hy's law
         current = _graded(grading, times)
+        if kind in held and current is None:
+            continue  # an older result at no hold level clears nothing: liver-tests-missing asks
         if current is not None:
             found.append(current)
-            reasons.append(
-                (
-                    current.severity,
-                    f"{LIVER_TESTS[kind]} {times:.1f} × ULN",
-                    f"{_describe(kind, result, times)}: {current.instruction()}",
-                )
-            )
+            line = f"{_describe(kind, result, times)}: {current.instruction()}"
+            headline = f"{LIVER_TESTS[kind]} {times:.1f} × ULN"
+            if kind in held:
+                acting.add(kind)
+                line += f"; {tables.held_over_text(ctx, result, current, LIVER_TESTS[kind])}"
+                headline += f" on {tables.day(result.when)}, none newer"
+            reasons.append((current.severity, headline, line))
         earlier = tables.reduce_event_since_last_dose(ctx, kind, _grader(grading, result, current))
         if earlier is not None and earlier[0] is not result:
             e_result, e_band = earlier
@@ -116,16 +132,20 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 reasons.append(
                     (RESUME_REDUCED, headline, f"{line}; this order is not below the last dose ({last_dose})")
                 )
-    hys, hys_headline = _hys_law(ctx, latest)
+    hys, hys_headline, paired = _hys_law(ctx, latest, held)
     if hys:
         extra_sources.append(HYS_LAW)
         reasons.append((tables.ACTION_RANK["discontinue"], hys_headline, hys))
-    for band, headline, line in _earlier_discontinuation(ctx, since, gradings):
+        acting |= held & paired
+    shown = {result for result, _times in latest.values()}  # said above: not again as "earlier"
+    for band, headline, line in _earlier_discontinuation(ctx, since, gradings, shown):
         if band is None:
             extra_sources.append(HYS_LAW)
         else:
             found.append(band)
         reasons.append((tables.ACTION_RANK["discontinue"], headline, line))
+    if acting:
+        extra_sources.append(tables.HOLD_LOOKBACK)
     if CONDITIONS not in ctx.record.available:
         ctx.notes.append(
             "Nodular regenerative hyperplasia check not applied: the problem list could not be read."
@@ -154,6 +174,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 # The summary names what sets the action; the detail lists every reason.
                 "headline": _headline(reasons, variant),
                 "reasons": [r[2] for r in reasons],
+                # Its own paragraph after the list of reasons; empty when every result is fresh.
+                "lookback": f"\n\n{tables.lookback_text(ctx)}" if acting else "",
                 "setting": tables.SETTING_NAMES[ctx.record.setting],
             },
             order_ref=ctx.order.reference or None if ctx.order else None,
@@ -177,10 +199,11 @@ def _graded(grading: tables.Grading, times: float) -> tables.Band | None:
 
 
 def _earlier_discontinuation(
-    ctx: RuleContext, window_start: datetime, gradings: dict[str, tables.Grading]
+    ctx: RuleContext, window_start: datetime, gradings: dict[str, tables.Grading], shown: set[Result]
 ) -> list[tuple[tables.Band | None, str, str]]:
     """Permanent-discontinuation levels met on T-DM1 before the lab window: a recovered value since
-    does not lift them. (band, headline, line); band None for the Hy's-law pattern."""
+    does not lift them. (band, headline, line); band None for the Hy's-law pattern. Results in
+    `shown` (the newest, already graded as still acting on this dose) are not listed again."""
     first = derived.first_tdm1_date(ctx)
     if first is None:
         return []
@@ -188,7 +211,7 @@ def _earlier_discontinuation(
     out: list[tuple[tables.Band | None, str, str]] = []
     for kind, items in graded.items():
         found = _newest_discontinue(gradings[kind], items)
-        if found is not None:
+        if found is not None and found[0] not in shown:
             result, times, band = found
             out.append(
                 (
@@ -215,6 +238,8 @@ def _earlier_discontinuation(
         )
         if pair:
             kind, result, times = pair
+            if {result, bilirubin} <= shown:
+                break  # the newest results themselves: the Hy's-law line above says it
             out.append(
                 (
                     None,
@@ -285,24 +310,45 @@ def _headline(reasons: list[tuple[int, str, str]], variant: str) -> str:
     return top[0] + (f" (+{len(top) - 1} more)" if len(top) > 1 else "")
 
 
-def _hys_law(ctx: RuleContext, latest: dict[str, tuple[Result, float]]) -> tuple[str, str]:
-    """(reason line, headline), empty when the pattern is absent or cannot be judged."""
+def _hys_law(
+    ctx: RuleContext, latest: dict[str, tuple[Result, float]], held: set[str]
+) -> tuple[str, str, set[str]]:
+    """(reason line, headline, the kinds paired), empty when the pattern is absent or cannot be
+    judged. A result older than the window (in `held`) pairs only with one drawn within one lab
+    window of it, as the pre-dose panel would be ("concomitant"); two in the window always pair."""
     rule: Entry = ctx.params.knowledge.entry(HYS_LAW)
     limits = rule.value
     bilirubin = latest.get("bilirubin")
-    transaminases = [(k, latest[k]) for k in ("alt", "ast") if k in latest]
-    if bilirubin is None or not transaminases:
-        return "", ""
+    if bilirubin is None:
+        return "", "", set()
+    transaminases = [
+        (k, latest[k])
+        for k in ("alt", "ast")
+        if k in latest
+        and (
+            not held & {k, "bilirubin"} or abs(latest[k][0].when - bilirubin[0].when) <= ctx.params.lab_window
+        )
+    ]
+    if not transaminases:
+        return "", "", set()
     kind, (result, times) = max(transaminases, key=lambda item: item[1][1])
     if times > limits["transaminase_above_uln"] and bilirubin[1] > limits["bilirubin_above_uln"]:
         headline = f"{LIVER_TESTS[kind]} {times:.1f} × ULN with bilirubin {bilirubin[1]:.1f} × ULN (Hy's-law pattern)"
+        older = [LIVER_TESTS[k] for k in (kind, "bilirubin") if k in held]
         return (
             f"{_describe(kind, result, times)} with {_describe('bilirubin', *bilirubin)}: "
             f"transaminases > {limits['transaminase_above_uln']:g} × ULN and total bilirubin > "
-            f"{limits['bilirubin_above_uln']:g} × ULN: permanently discontinue T-DM1",
+            f"{limits['bilirubin_above_uln']:g} × ULN: permanently discontinue T-DM1"
+            + (
+                f" (the newest {' and '.join(older)} on record, older than the "
+                f"{ctx.params.lab_window.days}-day lab window)"
+                if older
+                else ""
+            ),
             headline,
+            {kind, "bilirubin"},
         )
-    return "", ""
+    return "", "", set()
 
 
 RULE = Rule(
