@@ -129,3 +129,40 @@ def test_platelets_dated_only_by_issued_beside_a_garbled_effective_date_do_not_c
 def test_platelets_with_a_readable_effective_date_in_the_window_count() -> None:
     lab = fb.platelet_count(150, effective=fb.ago(days=1), issued=fb.ago(days=1) + timedelta(hours=2))
     assert "platelets-missing" not in rule_ids(on_order(fb.medication_request(), history_with(lab)))
+
+
+def test_missing_card_shows_the_last_count_and_the_hold_fires_beside_it() -> None:
+    # 30,000/mm3 four days ago, nothing newer: a new count is due, and the old one still holds.
+    labs = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "777-3"]
+    findings = on_order(
+        fb.medication_request(), history_with(*labs, fb.observation("platelets", 30, fb.ago(days=4)))
+    )
+    assert only(findings, "platelets-missing").facts["last"] == "30,000/mm3 on 2026-11-21 (4 days ago)"
+    assert only(findings, "thrombocytopenia-hold").indicator == "critical"
+
+
+def test_drafted_cbc_silences_the_missing_card_not_the_hold() -> None:
+    labs = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "777-3"]
+    history = history_with(*labs, fb.observation("platelets", 30, fb.ago(days=4)))
+    cbc = (
+        only(on_order(fb.medication_request(), history), "platelets-missing")
+        .suggestions[0]
+        .actions[0]
+        .resource
+    )
+    ids = rule_ids(on_order([fb.medication_request(), cbc], history))
+    assert "platelets-missing" not in ids and "thrombocytopenia-hold" in ids
+
+
+def test_missing_liver_card_shows_the_last_values() -> None:
+    labs = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "1742-6"]
+    history = history_with(*labs, fb.observation("alt", 400, fb.ago(days=4)))
+    finding = only(on_order(fb.medication_request(), history), "liver-tests-missing")
+    assert finding.facts["last"] == "ALT: 400 U/L (10.0 × ULN) on 2026-11-21 (4 days ago)"
+
+
+def test_missing_liver_card_says_when_the_last_value_has_no_uln() -> None:
+    labs = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "1742-6"]
+    history = history_with(*labs, fb.observation("alt", 400, fb.ago(days=4), uln=None))
+    finding = only(on_order(fb.medication_request(), history), "liver-tests-missing")
+    assert finding.facts["last"] == "ALT: 400 U/L (no ULN) on 2026-11-21 (4 days ago)"

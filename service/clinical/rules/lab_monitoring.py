@@ -8,7 +8,7 @@ When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within 
  and  no valid platelet count / ALT / AST / total bilirubin lies in the window before the dose
       (default 3 days; final, amended or corrected results with a readable value and date:
       one dated only by issued beside an unreadable effective[x] does not count, it is named),
-Then  warn, say which are missing and how old the last ones are, and suggest the lab order
+Then  warn, say which are missing and the last ones' values and ages, and suggest the lab order
       (CBC 58410-2, hepatic function panel 24325-3). A lab already ordered in this session
       suppresses the card, so accepting the suggestion cannot make it fire again.
 """
@@ -21,6 +21,7 @@ from service.clinical.findings import Action, Finding, RuleContext, Suggestion
 from service.clinical.orders import ordered_lab_codes
 from service.clinical.record import LIVER_TESTS, OBSERVATIONS, PatientRecord, Result
 from service.clinical.rules import derived
+from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 from service.clinical.suggestions import lab_order
 
@@ -30,14 +31,24 @@ def _window(ctx: RuleContext) -> tuple[datetime, datetime]:
 
 
 def _age(result: Result | None, now: datetime) -> str:
+    """The last result's value and date: a low count days old is not the same gap as a normal one."""
     if result is None:
         return "none on record"
     days = (now - result.when).days
     return (
-        f"{result.when.date().isoformat()} ({days} days ago)"
+        f"{_value(result)} on {result.when.date().isoformat()} ({days} days ago)"
         if days
-        else f"{result.when.date().isoformat()} (today)"
+        else f"{_value(result)} on {result.when.date().isoformat()} (today)"
     )
+
+
+def _value(result: Result) -> str:
+    """The value as the hold cards show it: platelets in /mm3, liver tests with their × ULN."""
+    if result.kind == "platelets":
+        return f"{tables.number(result.value or 0)}/mm3"
+    text = f"{tables.number(result.value or 0)} {result.unit}".strip()
+    times = tables.ratio(result)
+    return f"{text} ({times:.1f} × ULN)" if times is not None else f"{text} (no ULN)"
 
 
 def _already_ordered(ctx: RuleContext, panel: str, kinds: list[str] | None = None) -> bool:
