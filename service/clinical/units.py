@@ -12,7 +12,9 @@ from typing import Any
 
 from service.clinical.resources import as_number
 
-# factor to multiply the value by to get cells per mm3 (= per uL)
+# factor to multiply the value by to get cells per mm3 (= per uL). UCUM arithmetic: 1 L = 10*6 uL
+# and 1 uL = 1 mm3, so 10*3/uL = 10*9/L = 1000/mm3 and 10*6/L = 1/uL = 1/mm3.
+# tests/unit/test_units.py re-derives every factor from that arithmetic.
 _PLATELET_FACTORS = {
     "10*3/ul": 1_000.0,
     "10^3/ul": 1_000.0,
@@ -31,7 +33,7 @@ _PLATELET_FACTORS = {
     "1/mm3": 1.0,
     "{cells}/ul": 1.0,
     "cells/ul": 1.0,
-    "10*6/l": 0.001,
+    "10*6/l": 1.0,
 }
 
 _WEIGHT_FACTORS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237}

@@ -189,7 +189,8 @@ _PLATELET_FACTORS = {
     "1/mm3": 1.0,
     "{cells}/ul": 1.0,
     "cells/ul": 1.0,
-    "10*6/l": 0.001,
+    # Deliberate change since the original: 10*6/L is one cell per uL (it was 0.001, 1000x too low).
+    "10*6/l": 1.0,
 }
 
 _WEIGHT_FACTORS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237}

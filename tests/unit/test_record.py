@@ -79,6 +79,8 @@ def test_her2_condition_code_is_evidence() -> None:
         (75_000, "/mm3", 75_000),
         (74_999, "/uL", 74_999),
         (150, "K/uL", 150_000),
+        (150_000, "10*6/L", 150_000),  # 10*6/L is one cell per uL, not a thousandth of one
+        (74_999, "10*6/L", 74_999),
     ],
 )
 def test_platelet_units_normalised_to_per_mm3(value: float, unit: str, per_mm3: float) -> None:

@@ -252,7 +252,7 @@ class _Float(float):
 
 EDGE_VALUES = [float("nan"), float("inf"), -float("inf"), _Float("nan"), True, "1", None, 10**400]
 EDGE_VALUES += [72.5, _Float(72.5), 0, -3]
-READABLE_UNITS = ["10*3/uL", "kg", "%", "U/L", "umol/L"]
+READABLE_UNITS = ["10*3/uL", "10*6/L", "kg", "%", "U/L", "umol/L"]
 
 
 @pytest.mark.parametrize("value", EDGE_VALUES)

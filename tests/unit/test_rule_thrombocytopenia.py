@@ -32,6 +32,8 @@ def platelets(value: float, unit: str = "10*3/uL", **kwargs) -> dict:
         (74999, "/uL", True),
         (75, "10*9/L", False),
         (74.999, "10*9/L", True),
+        (75000, "10*6/L", False),  # 10*6/L = 1/uL: read 1000x too low, a normal count looked critical
+        (74999, "10*6/L", True),
     ],
 )
 @pytest.mark.parametrize("setting", [metastatic, early, unknown])
@@ -227,6 +229,12 @@ def test_unreadable_unit_is_never_graded(unit: str) -> None:
     obs = platelets(20)
     obs["valueQuantity"] = {"value": 20, **({"unit": unit, "code": unit} if unit else {})}
     assert evaluate(context(metastatic(obs))) == []
+
+
+@pytest.mark.parametrize(("value", "variant"), [(40000, "hold"), (25000, "hold"), (24999, "reduce")])
+def test_grade4_boundary_in_10e6_per_l(value: float, variant: str) -> None:
+    (finding,) = evaluate(context(metastatic(platelets(value, "10*6/L"))))
+    assert finding.variant == variant
 
 
 def test_newer_unreadable_count_is_mentioned_not_used() -> None:
