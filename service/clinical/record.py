@@ -95,6 +95,9 @@ class Result:
     unit: str = ""
     uln: float | None = None  # same unit as value
     problem: str = ""  # why the value cannot be used; empty when readable
+    # Why referenceRange.high could not serve as the ULN (a unit not convertible to the value's):
+    # the value stays readable, but it cannot be graded, and the rule says why.
+    uln_problem: str = ""
 
     @property
     def readable(self) -> bool:
@@ -239,6 +242,7 @@ def _result(
     unit: str,
     uln: float | None,
     problem: str,
+    uln_problem: str = "",
 ) -> Result:
     result = _new(Result)
     result.__dict__.update(
@@ -250,6 +254,7 @@ def _result(
             "unit": unit,
             "uln": uln,
             "problem": problem,
+            "uln_problem": uln_problem,
         }
     )
     return result
@@ -477,7 +482,7 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
     problem = f"{MISDATED}; issued {when.date().isoformat()}"
     if result.problem:
         problem = f"{result.problem}; {problem}"
-    return _result(kind, when, rid, result.value, result.unit, result.uln, problem)
+    return _result(kind, when, rid, result.value, result.unit, result.uln, problem, result.uln_problem)
 
 
 def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> Result:
@@ -498,7 +503,8 @@ def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> 
     if measured is None:
         return _result(kind, when, rid, None, "", None, _unit_problem(quantity))
     value, unit = measured
-    return _result(kind, when, rid, value, unit, _uln(resource, kind, quantity), "")
+    uln, uln_problem = _uln(resource, kind, quantity)
+    return _result(kind, when, rid, value, unit, uln, "", uln_problem)
 
 
 def _value_problem(value: float | None, quantity: dict[str, Any]) -> str:
@@ -510,10 +516,12 @@ def _unit_problem(quantity: dict[str, Any]) -> str:
     return f"unit {unit!r} not recognised" if unit else "no unit"
 
 
-def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> float | None:
+def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple[float | None, str]:
+    """(ULN in the value's canonical unit, why a ULN that is there could not be used)."""
     ranges = resource.get("referenceRange")
     if ranges is None:
-        return None
+        return None, ""
+    problem = ""
     for reference_range in ranges if isinstance(ranges, list) else (ranges,):
         high = reference_range.get("high") if isinstance(reference_range, dict) else None
         if not isinstance(high, dict):
@@ -523,8 +531,16 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> float
             high = {**high, "code": quantity.get("code"), "unit": quantity.get("unit")}
         measured = units.comparable(kind, high)  # None too when high has no readable value
         if measured and measured[0] > 0:
-            return measured[0]
-    return None
+            return measured[0], ""
+        # A ULN in a unit we cannot convert must not be divided as if it were in the value's unit
+        # (0.58 ukat/L read as 0.58 U/L made ALT 100 U/L "172 x ULN"): named, never graded.
+        value = as_number(high.get("value"))
+        if measured is None and value is not None and not problem:
+            unit = as_str(high.get("code")) or as_str(high.get("unit"))
+            stated = f"{value:g} {unit!r}" if unit else f"{value:g} with no readable unit"
+            target = units.liver_unit(kind)
+            problem = f"its ULN (referenceRange.high {stated}) cannot be converted to {target}"
+    return None, problem
 
 
 def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:

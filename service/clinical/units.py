@@ -40,8 +40,22 @@ _WEIGHT_FACTORS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.4535923
 
 _PERCENT = {"%", "percent"}
 
-# Enzyme activities: the ratio to ULN needs value and ULN in one unit; these spellings are one unit.
-_ACTIVITY_ALIASES = {"u/l": "U/L", "[iu]/l": "U/L", "iu/l": "U/L", "ukat/l": "ukat/L"}
+# Liver tests: the ratio to ULN needs value and ULN in one unit, and a lab may state them in two
+# (ALT in ukat/L against a ULN in U/L). Both are converted to one canonical unit per kind.
+# Enzyme activities (ALT, AST) to U/L. UCUM: U = umol/min and kat = mol/s, so 1 ukat/L = 60 U/L,
+# 1 nkat/L = 0.06 U/L, and mU/mL = U/L. [IU]/L and IU/L are how labs print the same U/L.
+ACTIVITY_UNIT = "U/L"
+_ACTIVITY_TO_U_L = {
+    "u/l": 1.0,
+    "[iu]/l": 1.0,
+    "iu/l": 1.0,
+    "mu/ml": 1.0,
+    "ukat/l": 60.0,
+    "µkat/l": 60.0,
+    "nkat/l": 0.06,
+}
+# Total bilirubin to mg/dL: 1 mg/dL = 17.1 umol/L (molar mass 584.66 g/mol).
+BILIRUBIN_UNIT = "mg/dL"
 _BILIRUBIN_TO_MG_DL = {"mg/dl": 1.0, "umol/l": 1 / 17.1, "µmol/l": 1 / 17.1, "mmol/l": 1000 / 17.1}
 
 _ANNOTATION = re.compile(r"\{[^}]*\}")
@@ -105,14 +119,17 @@ def percent(quantity: Any) -> float | None:
     return value if value is not None and unit_key(quantity) in _PERCENT else None
 
 
+def liver_unit(kind: str) -> str:
+    """The canonical unit comparable() gives a liver test of this kind in."""
+    return BILIRUBIN_UNIT if kind == "bilirubin" else ACTIVITY_UNIT
+
+
 def comparable(kind: str, quantity: Any) -> tuple[float, str] | None:
-    """A liver test value in a canonical unit, so result and ULN can be divided."""
+    """A liver test value (or its ULN) in the kind's canonical unit, so result and ULN can be
+    divided whatever unit each came in; None when the value or the unit cannot be read."""
     value = _value(quantity)
     if value is None:
         return None
-    key = unit_key(quantity)
-    if kind == "bilirubin":
-        factor = _BILIRUBIN_TO_MG_DL.get(key)
-        return None if factor is None else (value * factor, "mg/dL")
-    canonical = _ACTIVITY_ALIASES.get(key)
-    return None if canonical is None else (value, canonical)
+    factors = _BILIRUBIN_TO_MG_DL if kind == "bilirubin" else _ACTIVITY_TO_U_L
+    factor = factors.get(unit_key(quantity))
+    return None if factor is None else (value * factor, liver_unit(kind))

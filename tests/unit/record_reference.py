@@ -197,8 +197,11 @@ _WEIGHT_FACTORS = {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.4535923
 
 _PERCENT = {"%", "percent"}
 
-# Enzyme activities: the ratio to ULN needs value and ULN in one unit; these spellings are one unit.
-_ACTIVITY_ALIASES = {"u/l": "U/L", "[iu]/l": "U/L", "iu/l": "U/L", "ukat/l": "ukat/L"}
+# Deliberate change since the original: enzyme activities are converted to U/L (1 ukat/L = 60 U/L,
+# 1 nkat/L = 0.06 U/L, mU/mL = U/L), where ukat/L used to be kept as its own unit and a ULN in U/L
+# divided into it as if it were in ukat/L.
+_U_L_PER = {"u/l": 1.0, "[iu]/l": 1.0, "iu/l": 1.0, "mu/ml": 1.0, "ukat/l": 60.0, "µkat/l": 60.0}
+_U_L_PER["nkat/l"] = 60.0 / 1000
 _BILIRUBIN_TO_MG_DL = {"mg/dl": 1.0, "umol/l": 1 / 17.1, "µmol/l": 1 / 17.1, "mmol/l": 1000 / 17.1}
 
 _ANNOTATION = re.compile(r"\{[^}]*\}")
@@ -238,8 +241,8 @@ def comparable(kind: str, quantity: Any) -> tuple[float, str] | None:
     if kind == "bilirubin":
         factor = _BILIRUBIN_TO_MG_DL.get(key)
         return None if factor is None else (value * factor, "mg/dL")
-    canonical = _ACTIVITY_ALIASES.get(key)
-    return None if canonical is None else (value, canonical)
+    factor = _U_L_PER.get(key)
+    return None if factor is None else (value * factor, "U/L")
 
 
 # --- service/clinical/terminology.py: the matchers ------------------------------------------------
@@ -448,7 +451,8 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     if measured is None:
         return Result(kind=kind, when=when, resource_id=rid, problem=_unit_problem(quantity))
     value, unit = measured
-    return Result(kind, when, rid, value, unit, uln=_uln(resource, kind, quantity))
+    uln, uln_problem = _uln(resource, kind, quantity)
+    return Result(kind, when, rid, value, unit, uln=uln, uln_problem=uln_problem)
 
 
 def _unit_problem(quantity: dict[str, Any]) -> str:
@@ -456,18 +460,27 @@ def _unit_problem(quantity: dict[str, Any]) -> str:
     return f"unit {unit!r} not recognised" if unit else "no unit"
 
 
-def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> float | None:
+# Deliberate change since the original: a ULN whose unit cannot be converted to the value's is not
+# used, and why is kept (uln_problem): the first such ULN, unless a later range gives a usable one.
+def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple[float | None, str]:
+    unconvertible: list[str] = []
     for reference_range in as_list(resource.get("referenceRange")):
         high = as_dict(as_dict(reference_range).get("high"))
-        if as_number(high.get("value")) is None:
+        value = as_number(high.get("value"))
+        if value is None:
             continue
         # A range stated without a unit is in the result's unit: that is how labs print it.
         if not (high.get("code") or high.get("unit")):
             high = {**high, "code": quantity.get("code"), "unit": quantity.get("unit")}
         measured = comparable(kind, high)
         if measured and measured[0] > 0:
-            return measured[0]
-    return None
+            return measured[0], ""
+        if measured is None:
+            unit = as_str(high.get("code")) or as_str(high.get("unit"))
+            stated = f"{value:g} {unit!r}" if unit else f"{value:g} with no readable unit"
+            target = "mg/dL" if kind == "bilirubin" else "U/L"
+            unconvertible.append(f"its ULN (referenceRange.high {stated}) cannot be converted to {target}")
+    return None, unconvertible[0] if unconvertible else ""
 
 
 def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:

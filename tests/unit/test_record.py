@@ -117,6 +117,67 @@ def test_bilirubin_in_umol_per_l_compares_in_one_unit() -> None:
     assert record.latest("bilirubin").times_uln == pytest.approx(2.0)
 
 
+def _with_uln(observation: dict, value: float, unit: str | None) -> dict:
+    """The observation with one referenceRange.high, in `unit` (None: no unit at all)."""
+    high: dict = {"value": value}
+    if unit is not None:
+        high.update(unit=unit, system=fb.UCUM, code=unit)
+    observation["referenceRange"] = [{"high": high}]
+    return observation
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "uln", "uln_unit", "in_u_per_l", "times"),
+    [
+        (5.0, "ukat/L", 40, "U/L", 300.0, 7.5),  # 1 ukat/L = 60 U/L
+        (100, "U/L", 0.5, "ukat/L", 100.0, 100 / 30),
+        (2500, "nkat/L", 30, "[IU]/L", 150.0, 5.0),  # 1 nkat/L = 0.06 U/L
+        (150, "IU/L", 30, "U/L", 150.0, 5.0),
+        (5.0, "ukat/L", 0.5, None, 300.0, 10.0),  # a ULN with no unit is in the value's unit
+    ],
+)
+def test_liver_enzyme_and_its_uln_are_divided_in_one_unit(
+    value: float, unit: str, uln: float, uln_unit: str | None, in_u_per_l: float, times: float
+) -> None:
+    alt = _with_uln(fb.observation("alt", value, fb.ago(days=1), unit=unit), uln, uln_unit)
+    result = record_of([alt]).latest("alt")
+    assert (result.value, result.unit) == (pytest.approx(in_u_per_l), "U/L")
+    assert result.times_uln == pytest.approx(times)
+    assert result.uln_problem == ""
+
+
+def test_bilirubin_uln_in_mg_per_dl_against_a_value_in_umol_per_l() -> None:
+    bilirubin = _with_uln(fb.observation("bilirubin", 34.2, fb.ago(days=1), unit="umol/L"), 1.0, "mg/dL")
+    assert record_of([bilirubin]).latest("bilirubin").times_uln == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "unit", "uln", "uln_unit", "named"),
+    [
+        ("alt", 100, "U/L", 0.58, "mg/dL", "0.58 'mg/dL'"),
+        ("ast", 100, "U/L", 40, "umol/L", "40 'umol/L'"),
+        ("bilirubin", 2.0, "mg/dL", 40, "U/L", "40 'U/L'"),
+    ],
+)
+def test_uln_in_an_unconvertible_unit_leaves_the_result_readable_but_ungradable(
+    kind: str, value: float, unit: str, uln: float, uln_unit: str, named: str
+) -> None:
+    observation = _with_uln(fb.observation(kind, value, fb.ago(days=1), unit=unit), uln, uln_unit)
+    result = record_of([observation]).latest(kind)
+    assert result.readable and result.uln is None and result.times_uln is None
+    assert named in result.uln_problem and "cannot be converted" in result.uln_problem
+
+
+def test_a_convertible_uln_in_a_later_range_is_used() -> None:
+    alt = fb.observation("alt", 150, fb.ago(days=1))
+    alt["referenceRange"] = [
+        {"high": {"value": 9, "unit": "furlongs"}},
+        {"high": {"value": 0.5, "code": "ukat/L"}},
+    ]
+    result = record_of([alt]).latest("alt")
+    assert (result.times_uln, result.uln_problem) == (pytest.approx(5.0), "")
+
+
 def test_therapy_families_are_told_apart_despite_the_rxnorm_trap() -> None:
     history = [
         fb.administration("tdm1", fb.ago(days=21)),

@@ -252,7 +252,7 @@ class _Float(float):
 
 EDGE_VALUES = [float("nan"), float("inf"), -float("inf"), _Float("nan"), True, "1", None, 10**400]
 EDGE_VALUES += [72.5, _Float(72.5), 0, -3]
-READABLE_UNITS = ["10*3/uL", "10*6/L", "kg", "%", "U/L", "umol/L"]
+READABLE_UNITS = ["10*3/uL", "10*6/L", "kg", "%", "U/L", "ukat/L", "nkat/L", "umol/L"]
 
 
 @pytest.mark.parametrize("value", EDGE_VALUES)
@@ -600,6 +600,18 @@ def edge_history() -> list[dict[str, Any]]:
         _with(alt, id="no-value", valueQuantity=None),
         _with(alt, id="bad-unit", valueQuantity={"value": 80, "unit": "furlongs"}),
         _with(alt, id="ranges-not-a-list", referenceRange={"high": {"value": 40, "code": "U/L"}}),
+        _with(alt, id="ukat-value", valueQuantity={"value": 5.0, "unit": "ukat/L", "code": "ukat/L"}),
+        _with(alt, id="ukat-uln", referenceRange=[{"high": {"value": 0.58, "code": "ukat/L"}}]),
+        _with(alt, id="uln-unconvertible", referenceRange=[{"high": {"value": 0.58, "code": "mg/dL"}}]),
+        _with(alt, id="uln-unit-unreadable", referenceRange=[{"high": {"value": 40, "code": 7}}]),
+        _with(
+            alt,
+            id="uln-unconvertible-then-good",
+            referenceRange=[
+                {"high": {"value": 9, "unit": "furlongs"}},
+                {"high": {"value": 0.5, "code": "ukat/L"}},
+            ],
+        ),
         fb.observation("bilirubin", 30, when, unit="umol/L", uln=20.5),
         _with(
             fb.observation("bilirubin", 30, when, unit="umol/L"),

@@ -157,6 +157,63 @@ def test_uln_in_another_unit_is_converted() -> None:
     assert variant == "hold"
 
 
+def _liver_test(kind: str, value: float, unit: str, uln: float, uln_unit: str) -> dict:
+    observation = fb.observation(kind, value, fb.ago(days=1), unit=unit)
+    observation["referenceRange"] = [
+        {"high": {"value": uln, "unit": uln_unit, "system": fb.UCUM, "code": uln_unit}}
+    ]
+    return observation
+
+
+def _but(kind: str, observation: dict) -> list[dict]:
+    """Normal labs, with `observation` in place of the fresh one of its kind."""
+    return [o for o in labs() if o["code"]["coding"][0]["code"] != fb.LABS[kind][0]] + [observation]
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "unit", "uln", "uln_unit", "expected"),
+    [
+        # ALT and its ULN in different units: ULN 0.5 ukat/L = 30 U/L; 2.5 ukat/L = 150 U/L.
+        ("alt", 150, "U/L", 0.5, "ukat/L", None),  # exactly 5 x ULN
+        ("alt", 150 * JUST_ABOVE, "U/L", 0.5, "ukat/L", "hold"),
+        ("alt", 2.5, "ukat/L", 30, "U/L", None),  # exactly 5 x ULN
+        ("alt", 2.5 * JUST_ABOVE, "ukat/L", 30, "U/L", "hold"),
+        ("alt", 5.0, "ukat/L", 40, "U/L", "hold"),  # 300 U/L = 7.5 x ULN, once "0.125 x ULN"
+        ("alt", 10, "ukat/L", 30, "U/L", "hold"),  # exactly 20 x ULN
+        ("alt", 10 * JUST_ABOVE, "ukat/L", 30, "U/L", "discontinue"),
+        ("ast", 100, "U/L", 0.58, "ukat/L", None),  # 2.9 x ULN, once "172 x ULN: discontinue"
+        ("ast", 2500, "nkat/L", 30, "U/L", None),  # exactly 5 x ULN
+        ("ast", 2500 * JUST_ABOVE, "nkat/L", 30, "U/L", "hold"),
+        # bilirubin: ULN 20.52 umol/L = 1.2 mg/dL
+        ("bilirubin", 12, "mg/dL", 20.52, "umol/L", "hold"),  # exactly 10 x ULN
+        ("bilirubin", 12 * JUST_ABOVE, "mg/dL", 20.52, "umol/L", "discontinue"),
+    ],
+)
+def test_boundaries_with_value_and_uln_in_different_units(
+    kind: str, value: float, unit: str, uln: float, uln_unit: str, expected: str | None
+) -> None:
+    variant, _ = outcome(metastatic(*_but(kind, _liver_test(kind, value, unit, uln, uln_unit))))
+    assert variant == expected
+
+
+def test_uln_in_an_unconvertible_unit_is_not_graded_and_said() -> None:
+    alt = _liver_test("alt", 2000, "U/L", 0.58, "mg/dL")
+    ctx = context(metastatic(*_but("alt", alt)))
+    assert evaluate(ctx) == []
+    (note,) = [n for n in ctx.notes if "ALT" in n]
+    assert "ALT 2,000 U/L" in note and "0.58 'mg/dL'" in note and "cannot be converted to U/L" in note
+    assert "cannot be graded" in note
+
+
+def test_uln_in_an_unconvertible_unit_reaches_the_clinician_as_data_unavailable() -> None:
+    alt = _liver_test("alt", 2000, "U/L", 0.58, "mg/dL")
+    findings = on_order(fb.medication_request(), metastatic(*_but("alt", alt)))
+    assert "hepatotoxicity" not in rule_ids(findings)
+    assert "liver-tests-missing" not in rule_ids(findings)  # the ALT was drawn: it is the ULN that fails
+    note = only(findings, "data-unavailable")
+    assert any("'mg/dL'" in n and "cannot be graded" in n for n in note.facts["notes"])
+
+
 def test_unreadable_unit_is_not_graded() -> None:
     alt = fb.observation("alt", 900, fb.ago(days=1), unit="mmol/L")
     others = [o for o in labs() if o["code"]["coding"][0]["code"] != "1742-6"]

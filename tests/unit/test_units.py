@@ -65,3 +65,52 @@ _KG_BY_DEFINITION["lbs"] = _KG_BY_DEFINITION["lb"]
 @pytest.mark.parametrize("key", sorted(units._WEIGHT_FACTORS))
 def test_every_weight_factor_is_ucum_arithmetic(key: str) -> None:
     assert units.weight_kg({"value": 1, "code": key}) == pytest.approx(_KG_BY_DEFINITION[key], rel=1e-12)
+
+
+# --- liver tests: one canonical unit per kind, so a result and its ULN divide ---------------------
+
+# UCUM: U = umol/min, kat = mol/s. So 1 ukat = 10*-6 mol/s = 60 x 10*-6 mol/min = 60 U; mU/mL = U/L.
+_U_PER_KAT = 1e6 * 60
+_ENZYME_U_PER_L = {
+    "u/l": 1.0,
+    "[iu]/l": 1.0,  # the same U/L as labs print it for ALT and AST
+    "iu/l": 1.0,
+    "mu/ml": 1e-3 / 1e-3,
+    "ukat/l": 1e-6 * _U_PER_KAT,
+    "µkat/l": 1e-6 * _U_PER_KAT,
+    "nkat/l": 1e-9 * _U_PER_KAT,
+}
+# Bilirubin, C33H36N4O6, 584.66 g/mol: 1 umol/L = 584.66 ug/L = 0.058466 mg/dL. Labs and the
+# table use the conventional 17.1 umol/L per mg/dL, within 0.03 % of it.
+_BILIRUBIN_G_PER_MOL = 584.66
+_BILIRUBIN_MG_PER_DL = {
+    "mg/dl": 1.0,
+    "umol/l": 1e-6 * _BILIRUBIN_G_PER_MOL * 1e3 / 10,
+    "µmol/l": 1e-6 * _BILIRUBIN_G_PER_MOL * 1e3 / 10,
+    "mmol/l": 1e-3 * _BILIRUBIN_G_PER_MOL * 1e3 / 10,
+}
+
+
+@pytest.mark.parametrize("kind", ["alt", "ast"])
+@pytest.mark.parametrize("key", sorted(units._ACTIVITY_TO_U_L))
+def test_every_enzyme_factor_is_ucum_arithmetic(kind: str, key: str) -> None:
+    value, unit = units.comparable(kind, {"value": 1, "code": key})
+    assert unit == "U/L"
+    assert value == pytest.approx(_ENZYME_U_PER_L[key], rel=1e-12)
+
+
+@pytest.mark.parametrize("key", sorted(units._BILIRUBIN_TO_MG_DL))
+def test_every_bilirubin_factor_is_its_molar_mass(key: str) -> None:
+    value, unit = units.comparable("bilirubin", {"value": 1, "code": key})
+    assert unit == "mg/dL"
+    assert value == pytest.approx(_BILIRUBIN_MG_PER_DL[key], rel=1e-3)
+
+
+def test_ukat_and_u_per_l_are_one_scale() -> None:
+    assert units.comparable("alt", {"value": 5.0, "code": "ukat/L"}) == (pytest.approx(300.0), "U/L")
+    assert units.comparable("alt", {"value": 0.58, "code": "ukat/L"}) == (pytest.approx(34.8), "U/L")
+
+
+@pytest.mark.parametrize(("kind", "unit"), [("alt", "mg/dL"), ("ast", "umol/L"), ("bilirubin", "U/L")])
+def test_a_unit_of_another_kind_is_not_converted(kind: str, unit: str) -> None:
+    assert units.comparable(kind, {"value": 1, "code": unit}) is None

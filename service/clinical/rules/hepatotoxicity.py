@@ -27,10 +27,12 @@ Then  critical: hold the dose (with the label's recovery level and resume dose) 
   or  since the last dose a value was in a "hold, then reduce one dose level" row and has recovered,
       but the order is not below the last dose given (both in mg/kg; else a note says so),
 Then  critical, "resume-reduced": resume one dose level lower.
-Transaminases > 2.5-5 × ULN in MBC ("treat at same dose level") give no card. A result without a
-ULN is never graded against a guessed ULN: it is named in a data-unavailable note (warning), so
-this rule's cards stay critical, as the card contract says (an older result without a ULN is
-left to liver-tests-missing, which shows it). Missing tests are liver-tests-missing's business.
+Transaminases > 2.5-5 × ULN in MBC ("treat at same dose level") give no card. Value and ULN are
+divided in one unit (record/units convert both: ALT in ukat/L against a ULN in U/L). A result
+without a ULN, or with a ULN in a unit that cannot be converted to the value's, is never graded
+against a guessed ULN: it is named in a data-unavailable note (warning), so this rule's cards stay
+critical, as the card contract says (an older result without a usable ULN is left to
+liver-tests-missing, which shows it). Missing tests are liver-tests-missing's business.
 Setting unknown: both tables, the more severe row wins.
 """
 
@@ -88,10 +90,14 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         times = tables.ratio(result)
         if times is None:
             if kind not in held:  # an older result is liver-tests-missing's, which shows it
+                # A ULN in a unit that cannot be converted is as good as none: said, with its unit.
+                why = " has no reference range (ULN): it"
+                if result.uln_problem:
+                    why = f": {result.uln_problem}, so it"
                 ctx.notes.append(
                     f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} on "
-                    f"{tables.day(result.when)} has no reference range (ULN): it cannot be graded against "
-                    "the KADCYLA hepatotoxicity table. Check it against the lab's ULN before the dose."
+                    f"{tables.day(result.when)}{why} cannot be graded against the KADCYLA hepatotoxicity "
+                    "table. Check it against the lab's ULN before the dose."
                 )
             continue
         latest[kind] = (result, times)  # an older one too: with bilirubin it may be Hy's law
