@@ -501,14 +501,17 @@ def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> 
         return _result(kind, when, rid, value, "%", None, _value_problem(value, quantity))
     measured = units.comparable(kind, quantity)
     if measured is None:
-        return _result(kind, when, rid, None, "", None, _unit_problem(quantity))
+        return _result(kind, when, rid, None, "", None, _value_problem(None, quantity))
     value, unit = measured
     uln, uln_problem = _uln(resource, kind, quantity)
     return _result(kind, when, rid, value, unit, uln, "", uln_problem)
 
 
 def _value_problem(value: float | None, quantity: dict[str, Any]) -> str:
-    return "" if value is not None else _unit_problem(quantity)
+    if value is not None:
+        return ""
+    # Said as it is: a weight of {"unit": "kg"} with no value is not a unit problem.
+    return "no numeric value" if as_number(quantity.get("value")) is None else _unit_problem(quantity)
 
 
 def _unit_problem(quantity: dict[str, Any]) -> str:

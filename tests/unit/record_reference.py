@@ -435,24 +435,32 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     if kind == "platelets":
         value = platelets_per_mm3(quantity)
         return Result(
-            kind, when, rid, value, "/mm3", problem="" if value is not None else _unit_problem(quantity)
+            kind, when, rid, value, "/mm3", problem="" if value is not None else _quantity_problem(quantity)
         )
     if kind == "weight":
         value = weight_kg(quantity)
         return Result(
-            kind, when, rid, value, "kg", problem="" if value is not None else _unit_problem(quantity)
+            kind, when, rid, value, "kg", problem="" if value is not None else _quantity_problem(quantity)
         )
     if kind == "lvef":
         value = percent(quantity)
         return Result(
-            kind, when, rid, value, "%", problem="" if value is not None else _unit_problem(quantity)
+            kind, when, rid, value, "%", problem="" if value is not None else _quantity_problem(quantity)
         )
     measured = comparable(kind, quantity)
     if measured is None:
-        return Result(kind=kind, when=when, resource_id=rid, problem=_unit_problem(quantity))
+        return Result(kind=kind, when=when, resource_id=rid, problem=_quantity_problem(quantity))
     value, unit = measured
     uln, uln_problem = _uln(resource, kind, quantity)
     return Result(kind, when, rid, value, unit, uln=uln, uln_problem=uln_problem)
+
+
+# Deliberate change since the original: a quantity without a numeric value says so, where it used to
+# blame its unit ("unit 'kg' not recognised" for {"unit": "kg"}): the dose check names it on a card.
+def _quantity_problem(quantity: dict[str, Any]) -> str:
+    if as_number(quantity.get("value")) is None:
+        return "no numeric value"
+    return _unit_problem(quantity)
 
 
 def _unit_problem(quantity: dict[str, Any]) -> str:

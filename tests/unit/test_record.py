@@ -88,6 +88,22 @@ def test_platelet_units_normalised_to_per_mm3(value: float, unit: str, per_mm3: 
     assert record.latest("platelets").value == pytest.approx(per_mm3)
 
 
+@pytest.mark.parametrize(
+    ("quantity", "problem"),
+    [
+        ({"value": 110, "unit": "pounds"}, "unit 'pounds' not recognised"),
+        ({"unit": "kg", "code": "kg"}, "no numeric value"),  # not "unit 'kg' not recognised"
+        ({"value": "70", "unit": "kg"}, "no numeric value"),
+        ({"value": 70}, "no unit"),
+    ],
+)
+def test_unreadable_weight_says_what_is_wrong(quantity: dict, problem: str) -> None:
+    weight = fb.observation("weight", 70, fb.ago(days=1))
+    weight["valueQuantity"] = quantity
+    (result,) = record_of([weight]).results_of("weight")
+    assert (result.readable, result.problem) == (False, problem)
+
+
 def test_unknown_platelet_unit_is_unreadable_not_guessed() -> None:
     record = record_of([fb.observation("platelets", 150, fb.ago(days=1), unit="cells/hpf")])
     assert record.latest("platelets") is None

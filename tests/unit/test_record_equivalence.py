@@ -622,6 +622,16 @@ def edge_history() -> list[dict[str, Any]]:
             fb.observation("platelets", 90, when), id="no-platelet-value", valueQuantity={"unit": "10*3/uL"}
         ),
         fb.observation("weight", 154, when, unit="[lb_av]"),
+        _with(fb.observation("weight", 70, when), id="weight-no-value", valueQuantity={"unit": "kg"}),
+        _with(
+            fb.observation("weight", 70, when),
+            id="weight-text-value",
+            valueQuantity={"value": "70", "unit": "kg"},
+        ),
+        _with(
+            fb.observation("weight", 110, when), id="pounds", valueQuantity={"value": 110, "unit": "pounds"}
+        ),
+        _with(alt, id="alt-no-value", valueQuantity={"unit": "U/L", "code": "U/L"}),
         fb.observation("lvef", 0.55, when, unit="1"),
         fb.observation("ast", 50, when, status="preliminary"),
         her2,

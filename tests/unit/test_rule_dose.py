@@ -6,11 +6,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.clinical.record import ALL_CATEGORIES, MEDICATION_REQUESTS, OBSERVATIONS
+from service.clinical import terminology
+from service.clinical.record import ALL_CATEGORIES, MEDICATION_REQUESTS, OBSERVATIONS, build, notes_on
 from service.clinical.rules.dose import RULE
 from service.clinical.rules.product_mixup import RULE as MIXUP
 from tests import fhir_builders as fb
-from tests.unit.label_a_helpers import ORDER_ID, all_rules, context, draft, evaluate, metastatic, with_params
+from tests.unit.label_a_helpers import (
+    ORDER_ID,
+    all_rules,
+    context,
+    draft,
+    evaluate,
+    metastatic,
+    render,
+    with_params,
+)
 
 
 def one(findings):
@@ -122,7 +132,64 @@ def test_mg_per_kg_order_needs_no_weight() -> None:
 def test_unreadable_weight_is_not_used() -> None:
     weight = fb.observation("weight", 70, fb.ago(days=1), unit="stone-ish")
     finding = one(evaluate(RULE, draft(dose=252, unit="mg"), [*metastatic(weight=None), weight]))
-    assert finding.variant == "weight-missing"
+    # Not "no body weight on record": there is one, and the card says which and why it is unusable.
+    assert finding.variant == "weight-unreadable"
+    assert "2026-11-24" in finding.facts["unreadable_weight"]
+    assert "'stone-ish'" in finding.facts["unreadable_weight"]
+    assert finding.facts["last_weight"] == "none on record"
+
+
+def _weight(value: object, days: float, unit: str | None = "kg") -> dict:
+    weight = fb.observation("weight", 0, fb.ago(days=days))
+    weight["valueQuantity"] = {"value": value, **({"unit": unit} if unit else {})}
+    if value is None:
+        del weight["valueQuantity"]["value"]
+    return weight
+
+
+@pytest.mark.parametrize(
+    ("newest", "why"),
+    [
+        (_weight(110.0, 1, unit="pounds"), "unit 'pounds' not recognised"),  # not UCUM: [lb_av]
+        (_weight(None, 1), "no numeric value"),
+        (_weight("110", 1), "no numeric value"),
+        (_weight(110.0, 1, unit=None), "no unit"),
+    ],
+)
+def test_unreadable_newest_weight_is_not_replaced_by_an_older_one(newest: dict, why: str) -> None:
+    # 252 mg is 3.6 mg/kg for last month's 70 kg; yesterday's 110 pounds (49.9 kg) makes it 5.05.
+    history = [*metastatic(weight=70, weight_days=25), newest]
+    order = draft(dose=252, unit="mg")
+    finding = one(evaluate(RULE, order, history))
+    assert (finding.indicator, finding.variant) == ("warning", "weight-unreadable")
+    assert finding.facts["unreadable_weight"] == f"2026-11-24 (1 days before the dose): {why}"
+    assert finding.facts["last_weight"].startswith("70 kg on 2026-10-31")
+    card = render(finding)
+    assert "2026-11-24" in card["summary"]
+    assert f"2026-11-24 (1 days before the dose): {why}" in card["detail"]
+    assert "70 kg on 2026-10-31" in card["detail"]
+    assert [f.rule_id for f in all_rules([order], history) if f.rule_id.startswith("dose")] == ["dose-check"]
+
+
+@pytest.mark.parametrize(
+    ("value", "unit"), [(70.0, "kg"), (70_000, "g"), (154.32, "[lb_av]"), (154.32, "lb"), (154.32, "lbs")]
+)
+def test_newest_weight_in_a_readable_unit_is_used(value: float, unit: str) -> None:
+    history = [
+        *metastatic(weight=90, weight_days=25),
+        fb.observation("weight", value, fb.ago(days=1), unit=unit),
+    ]
+    assert evaluate(RULE, draft(dose=252, unit="mg"), history) == []  # 3.6 mg/kg at 70 kg
+
+
+def test_an_older_unreadable_weight_does_not_hide_a_newer_readable_one() -> None:
+    history = [*metastatic(weight=70, weight_days=1), _weight(110.0, 5, unit="pounds")]
+    assert evaluate(RULE, draft(dose=252, unit="mg"), history) == []
+
+
+def test_unreadable_newest_weight_does_not_matter_to_an_mg_per_kg_order() -> None:
+    history = [*metastatic(weight=70, weight_days=25), _weight(110.0, 1, unit="pounds")]
+    assert evaluate(RULE, draft(dose=3.6), history) == []
 
 
 def test_weight_in_pounds_is_converted() -> None:
@@ -260,3 +327,13 @@ def test_order_without_id_gets_a_card_but_no_suggestion() -> None:
     del order["id"]
     finding = one(evaluate(RULE, order, metastatic()))
     assert finding.suggestions == ()
+
+
+def test_a_weight_with_an_unreadable_date_is_left_to_the_data_unavailable_note() -> None:
+    # Its date cannot place it as the newest: notes_on names it, as for every kind of result.
+    misdated = fb.observation("weight", 50.0, fb.ago(days=1))
+    misdated["effectiveDateTime"] = "yesterday"
+    history = [*metastatic(weight=70, weight_days=2), misdated]
+    assert evaluate(RULE, draft(dose=252, unit="mg"), history) == []
+    notes = notes_on(build("pat-1", history, terminology.default()))
+    assert any("body weight result(s) with an effective date that could not be read" in n for n in notes)

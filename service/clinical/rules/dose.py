@@ -14,8 +14,10 @@ Then  compare dose/weight with the ladder, each level ± `dose_tolerance` (defau
       - on a level, not above the documented level                   → no card
       and suggest the same draft (update, same id) at the nearest level not above the ordered dose
       nor the documented level, in mg when the order is in mg (level × weight, whole mg).
-When  the dose is in mg and the weight is missing or older than `weight_stale`,
-Then  warn that the dose cannot be verified.
+When  the dose is in mg and the weight is missing or older than `weight_stale`, or the newest
+      weight cannot be read (a unit we cannot convert, no numeric value),
+Then  warn that the dose cannot be verified; an unreadable newest weight is named (date, why), and
+      an older weight is not used in its place.
 
 Decisions:
 - An mg/kg order is checked against the ladder without a weight: the ladder is in mg/kg, and the
@@ -101,7 +103,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if ordered.problem == "no-weight-data":
         ctx.notes.append("Dose check not applied: the T-DM1 dose is in mg and body weight could not be read.")
         return []
-    if ordered.problem in ("weight-missing", "weight-stale"):
+    if ordered.problem in ("weight-missing", "weight-stale", "weight-unreadable"):
         return [_weight_finding(ctx, ordered)]
     value = ordered.mg_per_kg
     assert value is not None
@@ -173,6 +175,7 @@ def _weight_finding(ctx: RuleContext, ordered: dosing.OrderedDose) -> Finding:
     order = ctx.order
     assert order is not None and ordered.dose is not None
     stale_days = int(ctx.params.weight_stale / timedelta(days=1))
+    unreadable = ordered.unreadable_weight
     return Finding(
         rule_id=RULE_ID,
         indicator="warning",
@@ -186,6 +189,14 @@ def _weight_finding(ctx: RuleContext, ordered: dosing.OrderedDose) -> Finding:
                 else "none on record"
             ),
             "levels": " / ".join(f"{level:.1f}" for level in dosing.ladder(ctx.params.knowledge)),
+            # weight-unreadable: the newest weight, named so it can be found and corrected.
+            "unreadable_on": unreadable.when.date().isoformat() if unreadable else "",
+            "unreadable_weight": (
+                f"{unreadable.when.date().isoformat()} ({(ctx.at - unreadable.when).days} days before the "
+                f"dose): {unreadable.problem}"
+                if unreadable
+                else ""
+            ),
         },
         order_ref=order.reference or None,
         sources=(*SOURCES, "dosing.weight-basis"),

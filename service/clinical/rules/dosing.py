@@ -19,7 +19,7 @@ from typing import Any
 
 from service.clinical.findings import Action, RuleContext
 from service.clinical.knowledge import Knowledge
-from service.clinical.record import OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent
+from service.clinical.record import MISDATED, OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent
 from service.clinical.resources import as_dict, as_list, as_str
 from service.clinical.suggestions import InvalidSuggestion, validated
 from service.clinical.terminology import TDM1, TDXD, TRASTUZUMAB
@@ -124,7 +124,9 @@ class OrderedDose:
     mg_per_kg: float | None
     weight: Result | None  # the weight the mg dose was divided by (mg orders only)
     latest_weight: Result | None  # newest readable weight at all, for the card text
-    problem: str  # "" | "no-dose" | "no-weight-data" | "weight-missing" | "weight-stale"
+    # "" | "no-dose" | "no-weight-data" | "weight-missing" | "weight-stale" | "weight-unreadable"
+    problem: str
+    unreadable_weight: Result | None = None  # the newest weight, when it cannot be read
 
 
 def weight_for(
@@ -135,6 +137,21 @@ def weight_for(
     if newest is None or newest.when < at - stale_after:
         return None, newest
     return newest, newest
+
+
+def unreadable_newest_weight(record: PatientRecord, at: datetime) -> Result | None:
+    """The newest weight up to the dose, when its value or unit cannot be read; else None.
+
+    record.latest() passes over it to an older readable weight, and an older weight must not stand
+    in for it: yesterday's 110 in a unit we cannot read may be 20 kg less than last month's 70 kg.
+    A weight whose effective date cannot be read is left out: it cannot be placed as the newest,
+    and the data-unavailable note (record.notes_on) names it already.
+    """
+    for result in record.results_of("weight"):  # newest first
+        if result.when > at or MISDATED in result.problem:
+            continue
+        return None if result.readable else result
+    return None
 
 
 def ordered_dose(ctx: RuleContext) -> OrderedDose:
@@ -152,6 +169,9 @@ def _ordered_dose(ctx: RuleContext) -> OrderedDose:
     if OBSERVATIONS not in ctx.record.available:
         return OrderedDose(dose, None, None, None, "no-weight-data")
     fresh, newest = weight_for(ctx.record, ctx.at, ctx.params.weight_stale)
+    unreadable = unreadable_newest_weight(ctx.record, ctx.at)
+    if unreadable is not None:
+        return OrderedDose(dose, None, None, newest, "weight-unreadable", unreadable)
     if fresh is None or fresh.value is None:
         return OrderedDose(dose, None, None, newest, "weight-stale" if newest else "weight-missing")
     return OrderedDose(dose, dose.value / fresh.value, fresh, newest, "")
