@@ -124,3 +124,68 @@ def test_adjuvant_course_before_metastases_is_not_judged() -> None:
     doses = [fb.administration("tdm1", start + timedelta(days=21 * i)) for i in range(14)]
     findings = on_patient_view([*metastatic(), adjuvant, *doses])
     assert "fixed-duration-stop" not in rule_ids(findings)
+
+
+def standing_order_course(status: str, *extra: dict, end: object = None) -> list[dict]:
+    """Six doses from 2026-03-02 (last 2026-06-15) under one standing order authored on the first
+    day, later set to `status`: as EHRs write it, with no boundsPeriod.end unless `end` is given."""
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    doses = [fb.administration("tdm1", start + timedelta(days=21 * i)) for i in range(6)]
+    order = fb.medication_request(status=status, authored=start)
+    if end is not None:
+        order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+            "start": fb.iso(start),
+            "end": end,
+        }
+    return [*metastatic(), order, *doses, *extra]
+
+
+@pytest.mark.parametrize("status", ["stopped", "completed"])
+def test_a_course_stopped_without_an_end_date_is_judged_as_stopped(status: str) -> None:
+    # The order keeps its authored date; the doses after it were given under it, before the stop.
+    finding = only(on_patient_view(standing_order_course(status)), "fixed-duration-stop")
+    assert finding.variant == "course-stopped"
+    assert finding.facts == {"cycles": 6, "stopped": "no stop date recorded, last dose 2026-06-15"}
+
+
+@pytest.mark.parametrize("end", ["not a date", "9999-12-31"])
+def test_a_stopped_order_whose_end_cannot_be_read_is_stopped_at_its_last_dose(end: str) -> None:
+    finding = only(on_patient_view(standing_order_course("stopped", end=end)), "fixed-duration-stop")
+    assert finding.facts["stopped"] == "no stop date recorded, last dose 2026-06-15"
+
+
+def test_a_course_stopped_without_an_end_date_after_progression_is_silent() -> None:
+    progression = {
+        "resourceType": "Observation",
+        "id": "ds-2",
+        "status": "final",
+        "code": {"coding": [{"system": fb.LOINC, "code": "97509-4", "display": "Cancer disease status"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "effectiveDateTime": "2026-06-30",
+        "valueCodeableConcept": {
+            "coding": [{"system": fb.SNOMED, "code": "271299001", "display": "Patient's condition worsened"}]
+        },
+    }
+    findings = on_patient_view(standing_order_course("stopped", progression))
+    assert "fixed-duration-stop" not in rule_ids(findings)
+
+
+def continuing_course(*extra: dict) -> list[dict]:
+    """An active standing order from 120 days ago, no end, doses every 21 days up to a week ago."""
+    order = fb.medication_request(status="active", authored=fb.ago(days=120))
+    doses = [fb.administration("tdm1", fb.ago(days=7 + 21 * i)) for i in range(5)]
+    return [*metastatic(), order, *doses, *extra]
+
+
+def test_an_active_standing_order_with_doses_continuing_is_not_a_stop() -> None:
+    findings = on_patient_view(continuing_course())
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    assert only(findings, "treatment-summary").facts["status"] == "next due 2026-12-09"
+
+
+def test_an_entered_in_error_stopped_order_is_still_ignored() -> None:
+    # Entered in error after the standing order: it is no order at all, so it stops nothing.
+    mistaken = fb.medication_request(status="entered-in-error", authored=fb.ago(days=3))
+    findings = on_patient_view(continuing_course(mistaken))
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    assert only(findings, "treatment-summary").facts["status"] == "next due 2026-12-09"

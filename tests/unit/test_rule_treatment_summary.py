@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from service.clinical.record import ALL_CATEGORIES, MEDICATION_ADMINISTRATIONS
 from tests import fhir_builders as fb
 from tests.unit.rule_helpers import on_patient_view, only, rule_ids
@@ -42,3 +44,28 @@ def test_unreadable_medication_history_is_said_not_silent() -> None:
         fb.metastatic_history(), available=ALL_CATEGORIES - {MEDICATION_ADMINISTRATIONS}
     )
     assert rule_ids(findings) == {"data-unavailable"}
+
+
+def stopped_standing_order(with_end: bool) -> list[dict]:
+    """Six doses from 2026-03-02 (last 2026-06-15) under one order authored that day, now stopped."""
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    order = fb.medication_request(status="stopped", authored=start)
+    if with_end:
+        order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+            "start": fb.iso(start),
+            "end": fb.iso(start + timedelta(days=126)),
+        }
+    doses = [fb.administration("tdm1", start + timedelta(days=21 * i)) for i in range(6)]
+    return [*fb.metastatic_history(), order, *doses]
+
+
+def test_a_course_stopped_without_an_end_date_is_said_stopped_not_overdue() -> None:
+    finding = only(on_patient_view(stopped_standing_order(with_end=False)), "treatment-summary")
+    assert finding.facts["status"] == "stopped, no stop date recorded"
+    assert finding.facts["last_dose"].startswith("2026-06-15")
+    assert finding.facts["due"] == "none"
+
+
+def test_a_course_stopped_with_an_end_date_is_said_stopped_on_it() -> None:
+    finding = only(on_patient_view(stopped_standing_order(with_end=True)), "treatment-summary")
+    assert finding.facts["status"] == "stopped 2026-07-06"

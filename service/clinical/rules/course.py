@@ -69,6 +69,9 @@ class Course:
     last_dose: TherapyEvent | None
     stopped_at: datetime | None
     stop_event: TherapyEvent | None
+    # False when the stopping order gives no readable end: stopped_at is then only the earliest the
+    # stop can have been (its last dose), and a card must not present it as the recorded stop date.
+    stop_dated: bool = True
 
     @property
     def active(self) -> bool:
@@ -87,12 +90,23 @@ def tdm1_course(record: PatientRecord, now: datetime) -> Course | None:
     doses = tuple(sorted(record.doses_given(TDM1), key=lambda e: e.start))  # type: ignore[arg-type, return-value]
     last_dose = doses[-1] if doses else None
     starts = [e.start for e in events if e.start]
-    stop_event, stopped_at = None, None
+    stop_event, stopped_at, stop_dated = None, None, True
     orders = [e for e in events if e.kind in ("request", "statement") and e.start]
     latest_order = max(orders, key=lambda e: e.start) if orders else None  # type: ignore[arg-type, return-value]
     if latest_order:
         ended = latest_order.end and latest_order.end <= now
-        if latest_order.status in STOPPED_STATUSES or ended:
+        if latest_order.status in STOPPED_STATUSES and latest_order.end is None:
+            # A standing order set to stopped (or completed) keeps its authored date and gains no
+            # end: FHIR R4 has no element for when it was stopped. Its status is the order as it is
+            # now, so the doses given after that date were given under it, before the stop: the
+            # course stopped no earlier than its last dose. Dating the stop at the authored date
+            # would put those doses after it and read the course as ongoing ("next dose overdue"),
+            # hiding a metastatic course stopped with nothing to explain it.
+            stop_event, stop_dated = latest_order, False
+            stopped_at = latest_order.start
+            if last_dose and last_dose.start and stopped_at and last_dose.start > stopped_at:
+                stopped_at = last_dose.start
+        elif latest_order.status in STOPPED_STATUSES or ended:
             stop_event = latest_order
             stopped_at = latest_order.end or latest_order.start
     if stopped_at and last_dose and last_dose.start and last_dose.start > stopped_at:
@@ -104,4 +118,5 @@ def tdm1_course(record: PatientRecord, now: datetime) -> Course | None:
         last_dose=last_dose,
         stopped_at=stopped_at,
         stop_event=stop_event,
+        stop_dated=stop_dated,
     )

@@ -99,13 +99,18 @@ def _course_stopped(ctx: RuleContext) -> list[Finding]:
             rule_id=RULE_ID,
             indicator="warning",
             variant="course-stopped",
-            facts={
-                "cycles": len(current.doses),
-                "stopped": current.stopped_at.date().isoformat(),
-            },
+            facts={"cycles": len(current.doses), "stopped": stopped_text(current)},
             sources=SOURCES,
         )
     ]
+
+
+def stopped_text(current: course.Course) -> str:
+    """When the course stopped, as far as the record says: an order stopped without an end gives
+    only the earliest the stop can have been (its last dose), which is not a recorded stop date."""
+    assert current.stopped_at is not None
+    when = current.stopped_at.date().isoformat()
+    return when if current.stop_dated else f"no stop date recorded, last dose {when}"
 
 
 RULE = Rule(

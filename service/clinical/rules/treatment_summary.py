@@ -41,7 +41,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         if ctx.record.latest("lvef", since=check_at - ctx.params.lvef_interval, until=ctx.now) is None:
             due.append("LVEF (echo or MUGA)")
     if not current.active and current.stopped_at:
-        status = f"stopped {current.stopped_at.date().isoformat()}"
+        # The last dose is in the summary already; an order stopped without an end has no stop date.
+        status = (
+            f"stopped {current.stopped_at.date().isoformat()}"
+            if current.stop_dated
+            else "stopped, no stop date recorded"
+        )
     elif next_due is None:
         status = "no dose given yet"
     elif next_due < ctx.now:
