@@ -368,11 +368,12 @@ def unresolved_medication_ids(resources: Iterable[dict[str, Any]], medications: 
     return wanted
 
 
-def _intents(resource: dict[str, Any]) -> frozenset[str]:
+def _intents(resource: dict[str, Any], intent_suffixes: tuple[str, ...]) -> frozenset[str]:
+    """mCODE treatmentIntent codes (intent_suffixes: Terminology.extension_suffixes), and category codes."""
     extensions, categories = resource.get("extension"), resource.get("category")
     if extensions is None and categories is None:
         return _NO_CODES
-    codes = {code for v in extension_values(resource, "mcode-treatment-intent") for _s, code in codings(v)}
+    codes = {code for v in extension_values(resource, intent_suffixes) for _s, code in codings(v)}
     for category in as_list(categories):
         codes |= {code for _s, code in codings(category)}
     return frozenset(codes)
@@ -423,7 +424,8 @@ def _therapy_event(
     family = medication_family(resource, terminology, medications)
     if family is None:
         return None
-    intents, reasons = _intents(resource), _status_reasons(resource)
+    intents = _intents(resource, terminology.extension_suffixes("treatment_intent"))
+    reasons = _status_reasons(resource)
     if rtype == "MedicationRequest":
         start, end = _request_period(resource)
         return _therapy(family, "request", rid, status, start, end, request_dose(resource), intents, reasons)

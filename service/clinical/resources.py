@@ -344,8 +344,9 @@ def bundle_resources(value: Any) -> Iterator[dict[str, Any]]:
         yield value
 
 
-def extension_values(resource: dict[str, Any], url_suffix: str) -> list[Any]:
-    """value[x] of extensions whose url ends with url_suffix (profiles move between canonical bases)."""
+def extension_values(resource: dict[str, Any], url_suffix: str | tuple[str, ...]) -> list[Any]:
+    """value[x] of extensions whose url ends with url_suffix, or with any of several (profiles move
+    between canonical bases, and are renamed between versions)."""
     values: list[Any] = []
     for ext in as_list(resource.get("extension")):
         ext = as_dict(ext)

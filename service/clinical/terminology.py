@@ -70,11 +70,14 @@ class Terminology:
     conditions: dict[str, dict[str, Any]]
     qualifiers: dict[str, frozenset[str]]
     lab_panels: dict[str, dict[str, Any]]
+    # Extension URLs per element read (treatment_intent): the canonical ones, from data.
+    extensions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Derived from the fields above (which nothing mutates): the order-respecting lookups.
     _drug_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
     _observation_kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _observation_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
     _condition_sets: dict[str, ConditionSet] = field(init=False, repr=False, compare=False)
+    _extension_suffixes: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_drug_ranks", _first_ranks(d.codes for d in self.drugs))
@@ -89,6 +92,11 @@ class Terminology:
             for name, spec in self.conditions.items()
         }
         object.__setattr__(self, "_condition_sets", condition_sets)
+        suffixes = {
+            name: tuple("/" + url.rstrip("/").rsplit("/", 1)[-1] for url in urls)
+            for name, urls in self.extensions.items()
+        }
+        object.__setattr__(self, "_extension_suffixes", suffixes)
 
     # -- drugs ---------------------------------------------------------------------------------
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
@@ -145,6 +153,12 @@ class Terminology:
                 return True
         lowered = text.lower()
         return bool(lowered) and any(phrase in lowered for phrase in spec.phrases)
+
+    def extension_suffixes(self, name: str) -> tuple[str, ...]:
+        """The endings ("/" and the last path segment) of the URLs listed for extension `name`, for
+        resources.extension_values: the same extension republished under another canonical base
+        (profiles move) still reads. None listed: nothing matches."""
+        return self._extension_suffixes.get(name, ())
 
     def has_qualifier(self, name: str, coding_list: Iterable[Coding]) -> bool:
         return any(code in self.qualifiers[name] for _system, code in coding_list)
@@ -210,6 +224,7 @@ def from_data(data: dict[str, Any]) -> Terminology:
         conditions=data["conditions"],
         qualifiers=qualifiers,
         lab_panels=data["lab_panels"],
+        extensions={name: tuple(spec["urls"]) for name, spec in data.get("extensions", {}).items()},
     )
 
 

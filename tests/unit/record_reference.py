@@ -258,6 +258,7 @@ class ReferenceTerminology:
         self.observations = terms.observations
         self.conditions = terms.conditions
         self.qualifiers = terms.qualifiers
+        self.extensions = terms.extensions
 
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
         normalised = {self._normalise(system, code) for system, code in coding_list}
@@ -354,8 +355,17 @@ def medication_family(
     return terminology.drug_family(codings(concept), concept_text(concept))
 
 
-def _intents(resource: dict[str, Any]) -> frozenset[str]:
-    codes = {code for v in extension_values(resource, "mcode-treatment-intent") for _s, code in codings(v)}
+# Deliberate change, 2026-12-01: treatmentIntent is read under each URL terminology.yaml lists
+# (mCODE STU2-STU4 mcode-procedure-intent beside STU1's mcode-treatment-intent), matched on the
+# URL's last path segment; before, only URLs ending "mcode-treatment-intent".
+def _intents(resource: dict[str, Any], terminology: Terminology) -> frozenset[str]:
+    names = {url.rsplit("/", 1)[-1] for url in terminology.extensions.get("treatment_intent", ())}
+    codes: set[str] = set()
+    for ext in as_list(resource.get("extension")):
+        ext = as_dict(ext)
+        url = as_str(ext.get("url")) or ""
+        if "/" in url and url.rsplit("/", 1)[-1] in names:
+            codes |= {code for k, v in ext.items() if k.startswith("value") for _s, code in codings(v)}
     for category in as_list(resource.get("category")):
         codes |= {code for _s, code in codings(category)}
     return frozenset(codes)
@@ -379,7 +389,7 @@ def _therapy_event(
         "family": family,
         "resource_id": rid,
         "status": status,
-        "intents": _intents(resource),
+        "intents": _intents(resource, terminology),
         "status_reasons": _status_reasons(resource),
     }
     if rtype == "MedicationRequest":

@@ -374,3 +374,56 @@ def test_excluded_keys_are_left_out_as_if_never_sent() -> None:
     assert record.foreign_resources == 1
     kept = build("pat-1", history, TERMS)
     assert "MedicationRequest/draft-1" in {e.resource_id for e in kept.therapy}
+
+
+MCODE = "http://hl7.org/fhir/us/mcode/StructureDefinition/"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        MCODE + "mcode-procedure-intent",  # mCODE STU2-STU4 (tdm1.md §4b)
+        MCODE + "mcode-treatment-intent",  # mCODE STU1
+    ],
+)
+@pytest.mark.parametrize(("code", "display"), [("363676003", "Palliative"), ("373808002", "Curative")])
+def test_mcode_treatment_intent_is_read_under_either_url(url: str, code: str, display: str) -> None:
+    dose = fb.administration("tdm1", datetime(2026, 3, 2, 9, tzinfo=UTC))
+    dose["extension"] = [
+        {
+            "url": url,
+            "valueCodeableConcept": {
+                "coding": [{"system": fb.SNOMED, "code": code, "display": f"{display} - procedure intent"}]
+            },
+        }
+    ]
+    (event,) = record_of([dose]).therapy
+    assert event.intents == frozenset({code})
+
+
+def test_curative_intent_under_the_stu4_url_makes_the_setting_early() -> None:
+    order = fb.medication_request(status="active")
+    order["extension"] = [
+        {
+            "url": MCODE + "mcode-procedure-intent",
+            "valueCodeableConcept": {
+                "coding": [
+                    {"system": fb.SNOMED, "code": "373808002", "display": "Curative - procedure intent"}
+                ]
+            },
+        }
+    ]
+    assert record_of([order]).setting == "early"
+    assert record_of([fb.medication_request(status="active")]).setting == "unknown"
+
+
+def test_other_extensions_are_no_intent() -> None:
+    dose = fb.administration("tdm1", datetime(2026, 3, 2, 9, tzinfo=UTC))
+    dose["extension"] = [
+        {
+            "url": MCODE + "mcode-normalization-basis",
+            "valueCodeableConcept": {"coding": [{"system": fb.SNOMED, "code": "363804004"}]},
+        }
+    ]
+    (event,) = record_of([dose]).therapy
+    assert event.intents == frozenset()

@@ -657,6 +657,18 @@ def edge_history() -> list[dict[str, Any]]:
                 {**intent, "valueCodeableConcept": {"coding": [{"system": fb.SNOMED, "code": "373808002"}]}}
             ],
         ),
+        _with(
+            fb.administration("tdm1", when),
+            id="stu4-intent",
+            extension=[
+                {
+                    "url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-procedure-intent",
+                    "valueCodeableConcept": {"coding": [{"system": fb.SNOMED, "code": "363676003"}]},
+                },
+                {"url": "mcode-procedure-intent", "valueCodeableConcept": {"coding": [{"code": "x"}]}},
+                {"url": "http://example.org/mcode-procedure-intent/", "valueCode": "y"},
+            ],
+        ),
         _with(request, id="blank-status", status=" ", category=[{"coding": [{"code": "community"}]}]),
         _with(request, id="draft", status="draft"),
         _with(request, id="grams", dosageInstruction=[fb.dosage(0.3, unit="g")]),

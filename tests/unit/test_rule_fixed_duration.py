@@ -189,3 +189,21 @@ def test_an_entered_in_error_stopped_order_is_still_ignored() -> None:
     findings = on_patient_view(continuing_course(mistaken))
     assert "fixed-duration-stop" not in rule_ids(findings)
     assert only(findings, "treatment-summary").facts["status"] == "next due 2026-12-09"
+
+
+@pytest.mark.parametrize("name", ["mcode-procedure-intent", "mcode-treatment-intent"])
+def test_palliative_intent_places_a_stopped_course_with_an_undated_metastasis(name: str) -> None:
+    # The metastasis has no onset date: only the intent says the course was for advanced disease.
+    palliative = {
+        "url": f"http://hl7.org/fhir/us/mcode/StructureDefinition/{name}",
+        "valueCodeableConcept": {
+            "coding": [{"system": fb.SNOMED, "code": "363676003", "display": "Palliative - procedure intent"}]
+        },
+    }
+    course = [r for r in stopped_course() if r["resourceType"] != "Condition"]
+    for resource in course:
+        if resource["resourceType"].startswith("Medication") and "Kadcyla" in str(resource):
+            resource["extension"] = [palliative]
+    history = [fb.breast_cancer(), fb.liver_metastases(), *course]
+    finding = only(on_patient_view(history), "fixed-duration-stop")
+    assert finding.facts["stopped"] == "2026-07-06"
