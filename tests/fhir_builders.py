@@ -369,3 +369,61 @@ def metastatic_history(*, prior_her2: bool = True, labs: bool = True) -> list[di
     if labs:
         history += fresh_labs()
     return history
+
+
+AJCC = "http://cancerstaging.org"
+STAGING = {
+    "clinical-stage": ("21908-9", "Stage group.clinical Cancer"),
+    "pathological-stage": ("21902-2", "Stage group.pathology Cancer"),
+    "clinical-m": ("21907-1", "Distant metastases.clinical [Class] Cancer"),
+    "pathological-m": ("21901-4", "Distant metastases.pathology [Class] Cancer"),
+}
+
+
+def staging(
+    kind: str,
+    value: dict[str, Any] | str,
+    when: datetime | None,
+    *,
+    patient_id: str = "pat-1",
+    status: str = "final",
+) -> dict[str, Any]:
+    """An mCODE TNM staging Observation (stage group or M category, clinical or pathological), as a
+    tumour registry or oncology EHR sends it: value a CodeableConcept, or a string (valueString)."""
+    code, display = STAGING[kind]
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": new_id(),
+        "meta": {"profile": ["http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-stage"]},
+        "status": status,
+        "category": [
+            {
+                "coding": [
+                    {"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "method": {
+            "coding": [
+                {
+                    "system": SNOMED,
+                    "code": "897275008",
+                    "display": "American Joint Commission on Cancer, Cancer Staging Manual, 8th edition "
+                    "neoplasm staging system (tumor staging)",
+                }
+            ]
+        },
+    }
+    if when is not None:
+        resource["effectiveDateTime"] = iso(when)
+    if isinstance(value, str):
+        resource["valueString"] = value
+    else:
+        resource["valueCodeableConcept"] = value
+    return resource
+
+
+def stage_value(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": display}], "text": display}

@@ -1,8 +1,9 @@
 """PatientRecord: the normalised facts the rules read, built from FHIR resources. Pure, no I/O.
 
 What it derives:
-- the setting: metastatic (a metastatic condition, mCODE SecondaryCancerCondition codes) or early
-  (breast cancer without metastatic evidence, or curative-intent T-DM1), else unknown;
+- the setting: metastatic (a metastatic condition, mCODE SecondaryCancerCondition codes, or a stage
+  group IV / M1 result or Condition.stage.summary) or early (breast cancer without metastatic
+  evidence, or curative-intent T-DM1), else unknown;
 - HER2 status from tissue tests or a HER2-coded breast cancer condition;
 - the dated timeline of HER2-directed and taxane therapy from MedicationRequest,
   MedicationAdministration and MedicationStatement;
@@ -571,6 +572,30 @@ def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
     return "unknown"
 
 
+# The staging value (terminology.yaml `staging.values`) that makes each stage Observation kind
+# metastatic evidence: stage group IV, M category M1.
+STAGE_VALUES = {"stage_group": "stage_iv", "distant_metastases": "m1"}
+
+
+def _is_stage(
+    concept: Any, name: str, terminology: Terminology, observation: dict[str, Any] | None = None
+) -> bool:
+    """Whether a stage value (a CodeableConcept, or an Observation's valueString) is the staging
+    value `name`: by its code; uncoded, by its text or a coding's display, each taken whole."""
+    concept = as_dict(concept)
+    texts = [concept.get("text"), observation.get("valueString") if observation else None]
+    texts += [as_dict(c).get("display") for c in as_list(concept.get("coding"))]
+    return terminology.is_staging_value(name, codings(concept), [t for t in texts if as_str(t)])
+
+
+def _condition_staged_iv(resource: dict[str, Any], terminology: Terminology) -> bool:
+    """A Condition.stage.summary that is stage IV (mCODE PrimaryCancerCondition.stage)."""
+    return any(
+        _is_stage(as_dict(stage).get("summary"), "stage_iv", terminology)
+        for stage in as_list(resource.get("stage"))
+    )
+
+
 def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
     """(usable, active): entered-in-error and refuted conditions are not usable at all."""
     verification = {code for _s, code in codings(resource.get("verificationStatus"))}
@@ -654,6 +679,9 @@ def build(
     results: dict[str, list[Result]] = {}
     undated: dict[str, int] = {}
     her2_readings: list[tuple[datetime, Her2, str]] = []
+    # Stage group IV / M1 results and Condition.stage summaries: metastatic evidence beside the
+    # metastatic conditions, each with its date (None: undated, as a condition without onset).
+    staged_metastatic: list[datetime | None] = []
 
     for key, resource in everything:
         rtype = resource.get("resourceType")
@@ -683,6 +711,11 @@ def build(
                 reading = _her2_reading(resource, terminology)
                 if when and reading != "unknown":
                     her2_readings.append((when, reading, key or "Observation"))
+            elif kind in STAGE_VALUES:
+                if _is_stage(resource.get("valueCodeableConcept"), STAGE_VALUES[kind], terminology, resource):
+                    # effective[x] only, as for disease status: the date places therapy before or
+                    # after metastatic disease, and issued may be weeks after the staging.
+                    staged_metastatic.append(effective_time(resource)[0])
             else:
                 result = _observation_result(resource, kind, key or "")
                 if result:
@@ -697,18 +730,24 @@ def build(
             condition = _condition_fact(resource, key or "")
             if condition:
                 conditions.append(condition)
+                if resource.get("stage") is not None and _condition_staged_iv(resource, terminology):
+                    # Undated: Condition.stage has no date, and the condition's onset is when the
+                    # cancer was diagnosed, maybe years before it was restaged IV; dated by it, the
+                    # (neo)adjuvant therapy between would read as given for metastatic disease.
+                    # A staging Observation it points to (stage.assessment) is dated evidence itself.
+                    staged_metastatic.append(None)
 
     metastatic = [c for c in conditions if terminology.in_condition_set("metastatic", c.codes, c.text)]
     breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
     tdm1_intents = {i for e in therapy if e.family == TDM1 for i in e.intents}
     setting: Setting
-    if metastatic:
+    if metastatic or staged_metastatic:
         setting = "metastatic"
     elif breast or tdm1_intents & terminology.qualifiers["intent_curative"]:
         setting = "early"
     else:
         setting = "unknown"
-    onsets = [c.onset for c in metastatic if c.onset]
+    onsets = [c.onset for c in metastatic if c.onset] + [when for when in staged_metastatic if when]
     metastatic_since = min(onsets) if onsets else None
 
     her2, evidence = _her2_status(her2_readings, conditions, terminology)

@@ -63,6 +63,19 @@ class ConditionSet:
 
 
 @dataclass(frozen=True)
+class StagingValue:
+    """One entry of `staging.values`, read once: (system, code) pairs and whole texts."""
+
+    codes: frozenset[Coding]
+    texts: frozenset[str]
+
+
+def _whole_text(text: str) -> str:
+    # Case and spacing vary ("Stage  IV", "stage iv"); nothing else does, so "IVA" stays "iva".
+    return " ".join(text.lower().split())
+
+
+@dataclass(frozen=True)
 class Terminology:
     systems: dict[str, str]
     drugs: tuple[DrugFamily, ...]
@@ -72,12 +85,15 @@ class Terminology:
     lab_panels: dict[str, dict[str, Any]]
     # Extension URLs per element read (treatment_intent): the canonical ones, from data.
     extensions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Stage values that are metastatic evidence (stage_iv, m1), as in terminology.yaml `staging`.
+    staging: dict[str, Any] = field(default_factory=dict)
     # Derived from the fields above (which nothing mutates): the order-respecting lookups.
     _drug_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
     _observation_kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _observation_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
     _condition_sets: dict[str, ConditionSet] = field(init=False, repr=False, compare=False)
     _extension_suffixes: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _staging_values: dict[str, StagingValue] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_drug_ranks", _first_ranks(d.codes for d in self.drugs))
@@ -97,6 +113,16 @@ class Terminology:
             for name, urls in self.extensions.items()
         }
         object.__setattr__(self, "_extension_suffixes", suffixes)
+        ajcc = self.staging.get("ajcc_system", "")
+        staging_values = {
+            name: StagingValue(
+                frozenset((self.systems["snomed"], c) for c in spec.get("snomed", ()))
+                | frozenset((ajcc, c.upper()) for c in spec.get("ajcc", ())),
+                frozenset(_whole_text(t) for t in spec.get("text", ())),
+            )
+            for name, spec in self.staging.get("values", {}).items()
+        }
+        object.__setattr__(self, "_staging_values", staging_values)
 
     # -- drugs ---------------------------------------------------------------------------------
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
@@ -159,6 +185,23 @@ class Terminology:
         resources.extension_values: the same extension republished under another canonical base
         (profiles move) still reads. None listed: nothing matches."""
         return self._extension_suffixes.get(name, ())
+
+    def is_staging_value(self, name: str, coding_list: Iterable[Coding], texts: Iterable[str]) -> bool:
+        """Whether a stage value is the `staging` value `name` (stage_iv, m1): by its SNOMED or AJCC
+        code (AJCC's in any case: "cM1", "CM1"); only a value with neither is read by its texts,
+        each taken whole, so that "Stage IV" typed beside a code for IIIC does not overrule it."""
+        value = self._staging_values[name]
+        ajcc, snomed = self.staging.get("ajcc_system"), self.systems["snomed"]
+        coded = False
+        for system, code in coding_list:
+            if system == ajcc:
+                code = code.upper()
+            elif system != snomed:
+                continue
+            if (system, code) in value.codes:
+                return True
+            coded = True
+        return not coded and any(_whole_text(text) in value.texts for text in texts)
 
     def has_qualifier(self, name: str, coding_list: Iterable[Coding]) -> bool:
         return any(code in self.qualifiers[name] for _system, code in coding_list)
@@ -225,6 +268,7 @@ def from_data(data: dict[str, Any]) -> Terminology:
         qualifiers=qualifiers,
         lab_panels=data["lab_panels"],
         extensions={name: tuple(spec["urls"]) for name, spec in data.get("extensions", {}).items()},
+        staging=data.get("staging", {}),
     )
 
 

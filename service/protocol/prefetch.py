@@ -28,7 +28,9 @@ _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
 def _observation_codes() -> str:
     terminology = terms.default()
+    # stage_group and distant_metastases: a stage IV or M1 result is evidence of metastatic disease.
     kinds = ("platelets", "alt", "ast", "bilirubin", "weight", "lvef", "her2", "disease_status")
+    kinds = (*kinds, "stage_group", "distant_metastases")
     return ",".join(
         f"{system}|{code}" for kind in kinds for system, code in sorted(terminology.observations[kind])
     )

@@ -259,6 +259,7 @@ class ReferenceTerminology:
         self.conditions = terms.conditions
         self.qualifiers = terms.qualifiers
         self.extensions = terms.extensions
+        self.staging = terms.staging
 
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
         normalised = {self._normalise(system, code) for system, code in coding_list}
@@ -524,6 +525,25 @@ def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
     return "unknown"
 
 
+# Deliberate change, 2026-12-01: stage group IV and M1 (codes.md: metastatic evidence), in a stage
+# Observation or a Condition.stage.summary, make the setting metastatic; the Observation's
+# effective date counts among the metastatic dates, a Condition's stage has none.
+def _stage_is(concept: Any, text: Any, name: str, terminology: Terminology) -> bool:
+    spec = terminology.staging["values"][name]
+    snomed, ajcc = terminology.systems["snomed"], terminology.staging["ajcc_system"]
+    pairs = [(system, code) for system, code in codings(concept) if system in (snomed, ajcc)]
+    if pairs:  # coded: the code decides, whatever the text says
+        ajcc_codes = [c.upper() for c in spec.get("ajcc", [])]
+        return any(
+            code in spec.get("snomed", []) if system == snomed else code.upper() in ajcc_codes
+            for system, code in pairs
+        )
+    concept = as_dict(concept)
+    texts = [concept.get("text"), text] + [as_dict(c).get("display") for c in as_list(concept.get("coding"))]
+    wanted = {" ".join(t.lower().split()) for t in spec.get("text", [])}
+    return any(isinstance(t, str) and " ".join(t.lower().split()) in wanted for t in texts)
+
+
 def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
     """(usable, active): entered-in-error and refuted conditions are not usable at all."""
     verification = {code for _s, code in codings(resource.get("verificationStatus"))}
@@ -569,6 +589,7 @@ def build(
     results: dict[str, list[Result]] = {}
     undated: dict[str, int] = {}  # deliberate change, 2026-12-01: undated results are counted
     her2_readings: list[tuple[datetime, Her2, str]] = []
+    staged: list[datetime | None] = []
 
     for resource in everything:
         rtype = resource.get("resourceType")
@@ -586,6 +607,10 @@ def build(
                         resource_key(resource) or "", tuple(codings(code)), concept_text(code), onset, active
                     )
                 )
+                for stage in as_list(resource.get("stage")):
+                    if _stage_is(as_dict(stage).get("summary"), None, "stage_iv", terminology):
+                        staged.append(None)
+                        break
         elif rtype in {"MedicationRequest", "MedicationAdministration", "MedicationStatement"}:
             event = _therapy_event(resource, terminology, medications)
             if event:
@@ -608,6 +633,12 @@ def build(
                 reading = _her2_reading(resource, terminology)
                 if when and reading != "unknown":
                     her2_readings.append((when, reading, resource_key(resource) or "Observation"))
+            elif kind in ("stage_group", "distant_metastases"):
+                value = "stage_iv" if kind == "stage_group" else "m1"
+                if _stage_is(
+                    resource.get("valueCodeableConcept"), resource.get("valueString"), value, terminology
+                ):
+                    staged.append(effective_time(resource)[0])
             elif kind:
                 result = _observation_result(resource, kind)
                 if result:
@@ -619,13 +650,13 @@ def build(
     breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
     tdm1_intents = {i for e in therapy if e.family == TDM1 for i in e.intents}
     setting: Setting
-    if metastatic:
+    if metastatic or staged:
         setting = "metastatic"
     elif breast or tdm1_intents & terminology.qualifiers["intent_curative"]:
         setting = "early"
     else:
         setting = "unknown"
-    onsets = [c.onset for c in metastatic if c.onset]
+    onsets = [c.onset for c in metastatic if c.onset] + [when for when in staged if when]
     metastatic_since = min(onsets) if onsets else None
 
     her2, evidence = _her2_status(her2_readings, conditions, terminology)

@@ -37,3 +37,11 @@ def test_a_read_cannot_climb_the_servers_path() -> None:
 @pytest.mark.parametrize("value", [None, "", True, 1.5, {"id": "x"}])
 def test_a_token_without_a_primitive_value_renders_nothing(value: object) -> None:
     assert prefetch.render("Patient/{{context.patientId}}", {"patientId": value}) is None
+
+
+@pytest.mark.parametrize("code", ["21908-9", "21902-2", "21907-1", "21901-4"])
+def test_the_observations_template_asks_for_stage_group_and_m_category(code: str) -> None:
+    # A stage IV or M1 result is evidence of metastatic disease: a server must be asked for it.
+    assert (
+        f"http://loinc.org|{code}" in prefetch.templates()["observations"].split("code=", 1)[1].split("&")[0]
+    )

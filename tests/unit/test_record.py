@@ -427,3 +427,150 @@ def test_other_extensions_are_no_intent() -> None:
     ]
     (event,) = record_of([dose]).therapy
     assert event.intents == frozenset()
+
+
+# --- stage group IV / M1 as metastatic evidence (codes.md, Conditions) ------------------------------
+
+STAGED = datetime(2026, 10, 26, 9, tzinfo=UTC)
+STAGE_IV = [
+    fb.stage_value(fb.AJCC, "4", "Stage IV"),
+    fb.stage_value(fb.AJCC, "IV", "IV"),
+    fb.stage_value(fb.SNOMED, "1222837003", "American Joint Committee on Cancer stage IV (qualifier value)"),
+    fb.stage_value(fb.SNOMED, "258228008", "Stage 4 (qualifier value)"),
+    {"text": "Stage IV"},
+    {"text": "stage 4"},
+    "IV",
+]
+NOT_STAGE_IV = [
+    fb.stage_value(fb.AJCC, "3A", "Stage IIIA"),
+    fb.stage_value(
+        fb.SNOMED, "1222806003", "American Joint Committee on Cancer stage IIIC (qualifier value)"
+    ),
+    {"text": "Stage IIIC"},
+    {"text": "IVA"},  # not a breast stage; in other cancers IVA is not always M1
+    # coded IIIC: the code decides, whatever was typed beside it
+    {**fb.stage_value(fb.SNOMED, "1222806003", "AJCC stage IIIC"), "text": "Stage IV"},
+    "III",
+]
+
+
+@pytest.mark.parametrize("kind", ["clinical-stage", "pathological-stage"])
+@pytest.mark.parametrize("value", STAGE_IV)
+def test_stage_group_iv_is_metastatic_dated_by_its_effective_date(kind: str, value: object) -> None:
+    record = record_of([fb.breast_cancer(), fb.staging(kind, value, STAGED)])
+    assert record.setting == "metastatic"
+    assert record.metastatic_since == STAGED
+
+
+@pytest.mark.parametrize("kind", ["clinical-stage", "pathological-stage"])
+@pytest.mark.parametrize("value", NOT_STAGE_IV)
+def test_stage_group_below_iv_is_not_metastatic(kind: str, value: object) -> None:
+    record = record_of([fb.breast_cancer(), fb.staging(kind, value, STAGED)])
+    assert record.setting == "early"
+    assert record.metastatic_since is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "metastatic"),
+    [
+        (
+            "clinical-m",
+            fb.stage_value(fb.SNOMED, "1229903009", "American Joint Committee on Cancer cM1"),
+            True,
+        ),
+        (
+            "pathological-m",
+            fb.stage_value(fb.SNOMED, "1229916009", "American Joint Committee on Cancer pM1"),
+            True,
+        ),
+        ("clinical-m", fb.stage_value(fb.AJCC, "cM1", "cM1"), True),
+        ("clinical-m", {"text": "M1"}, True),
+        (
+            "clinical-m",
+            fb.stage_value(fb.SNOMED, "1229901006", "American Joint Committee on Cancer cM0"),
+            False,
+        ),
+        ("clinical-m", fb.stage_value(fb.AJCC, "cM0", "cM0"), False),
+        ("clinical-m", {"text": "cM0(i+)"}, False),  # tumour cells in blood or marrow: M0 in AJCC 8
+        ("clinical-m", {"text": "M0"}, False),
+        # an M1 value under a stage-group code is not stage IV: each code is read for its own value
+        (
+            "clinical-stage",
+            fb.stage_value(fb.SNOMED, "1229903009", "American Joint Committee on Cancer cM1"),
+            False,
+        ),
+    ],
+)
+def test_m1_is_metastatic_and_m0_is_not(kind: str, value: dict, metastatic: bool) -> None:
+    record = record_of([fb.breast_cancer(), fb.staging(kind, value, STAGED)])
+    assert (record.setting, record.metastatic_since) == (
+        ("metastatic", STAGED) if metastatic else ("early", None)
+    )
+
+
+@pytest.mark.parametrize("status", ["preliminary", "entered-in-error", "cancelled", "registered"])
+def test_stage_iv_that_is_not_final_is_ignored(status: str) -> None:
+    stage = fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), STAGED, status=status)
+    assert record_of([fb.breast_cancer(), stage]).setting == "early"
+
+
+def test_stage_iv_without_a_value_is_no_evidence() -> None:
+    stage = fb.staging("clinical-stage", {}, STAGED)
+    del stage["valueCodeableConcept"]
+    stage["dataAbsentReason"] = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]
+    }
+    assert record_of([fb.breast_cancer(), stage]).setting == "early"
+
+
+def test_undated_stage_iv_is_metastatic_but_gives_no_date() -> None:
+    record = record_of(
+        [fb.breast_cancer(), fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "IV"), None)]
+    )
+    assert (record.setting, record.metastatic_since) == ("metastatic", None)
+
+
+def test_the_earliest_metastatic_evidence_dates_the_disease() -> None:
+    liver = fb.liver_metastases(onset=datetime(2026, 11, 2, tzinfo=UTC))
+    stage = fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cM1", "cM1"), STAGED)
+    assert record_of([fb.breast_cancer(), liver, stage]).metastatic_since == STAGED
+    earlier = fb.liver_metastases(onset=datetime(2025, 3, 14, tzinfo=UTC))
+    assert record_of([fb.breast_cancer(), earlier, stage]).metastatic_since == datetime(
+        2025, 3, 14, tzinfo=UTC
+    )
+
+
+def primary_cancer(onset: datetime, summary: dict) -> dict:
+    """mCODE PrimaryCancerCondition with its stage summary (and the staging it rests on)."""
+    condition = fb.breast_cancer(onset=onset)
+    condition["stage"] = [
+        {
+            "summary": summary,
+            "assessment": [{"reference": "Observation/tnm-clinical-stage-group"}],
+            "type": {"coding": [{"system": fb.SNOMED, "code": "897275008"}]},
+        }
+    ]
+    return condition
+
+
+def test_condition_stage_summary_iv_is_metastatic_but_not_dated_by_the_diagnosis() -> None:
+    # Diagnosed 2023, restaged IV later: the onset is no date for the metastases, else the adjuvant
+    # therapy in between would read as therapy for metastatic disease.
+    summary = fb.stage_value(
+        fb.SNOMED, "1222837003", "American Joint Committee on Cancer stage IV (qualifier value)"
+    )
+    record = record_of([primary_cancer(datetime(2023, 5, 2, tzinfo=UTC), summary)])
+    assert (record.setting, record.metastatic_since) == ("metastatic", None)
+
+
+def test_condition_stage_summary_below_iv_is_not_metastatic() -> None:
+    summary = fb.stage_value(
+        fb.SNOMED, "1222806003", "American Joint Committee on Cancer stage IIIC (qualifier value)"
+    )
+    assert record_of([primary_cancer(datetime(2023, 5, 2, tzinfo=UTC), summary)]).setting == "early"
+
+
+def test_stage_iv_on_a_refuted_condition_is_ignored() -> None:
+    condition = primary_cancer(datetime(2023, 5, 2, tzinfo=UTC), {"text": "Stage IV"})
+    condition["verificationStatus"]["coding"][0]["code"] = "refuted"
+    assert record_of([condition]).setting == "unknown"

@@ -690,6 +690,30 @@ def edge_history() -> list[dict[str, Any]]:
             id="unresolved",
             medicationReference={"reference": "Medication/elsewhere", "display": "Herceptin"},
         ),
+        fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), end),
+        fb.staging("pathological-stage", fb.stage_value(fb.SNOMED, "1222837003", "AJCC stage IV"), start),
+        fb.staging(
+            "pathological-stage", {**fb.stage_value(fb.SNOMED, "1222806003", "IIIC"), "text": "IV"}, end
+        ),
+        fb.staging(
+            "clinical-stage", {"coding": [{"system": "urn:local", "code": "x", "display": "Stage 4"}]}, end
+        ),
+        fb.staging("clinical-stage", "  stage   IV ", None),
+        fb.staging("clinical-stage", {"text": "IVA"}, end),
+        fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cm1", "cM1"), when),
+        fb.staging("pathological-m", fb.stage_value(fb.SNOMED, "1229901006", "AJCC cM0"), when),
+        fb.staging("clinical-m", {"text": "cM0(i+)"}, when, status="preliminary"),
+        _with(
+            fb.breast_cancer(onset=start),
+            id="staged-iv",
+            stage=[{"summary": {"text": "Stage IV"}}, {"summary": fb.stage_value(fb.AJCC, "3A", "IIIA")}],
+        ),
+        _with(
+            fb.breast_cancer(),
+            id="staged-iiic",
+            stage={"summary": fb.stage_value(fb.SNOMED, "1222806003", "")},
+        ),
+        _with(fb.breast_cancer(), id="stage-not-a-list", stage="IV"),
         fb.breast_cancer(onset=start),
         fb.liver_metastases(onset=end),
         _with(fb.liver_metastases(), id="period-onset", onsetDateTime=None, onsetPeriod={"start": "2025-03"}),

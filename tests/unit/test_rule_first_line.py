@@ -129,3 +129,41 @@ def test_a_completed_course_with_no_end_is_not_said_to_have_ended_at_its_start()
         .facts["prior_early"]
         .endswith(", ended 2024-03-13")
     )
+
+
+STAGED_IV = datetime(2026, 10, 26, 9, tzinfo=UTC)
+
+
+def staged(value: dict, *extra: dict) -> list[dict]:
+    """HER2-positive breast cancer with no metastasis on the problem list, clinically staged on
+    2026-10-26 (21908-9), normal labs and weight."""
+    return [
+        fb.breast_cancer(onset=datetime(2023, 5, 2, tzinfo=UTC)),
+        fb.staging("clinical-stage", value, STAGED_IV),
+        fb.observation("weight", 70.0, fb.ago(days=2)),
+        *fb.fresh_labs(),
+        *extra,
+    ]
+
+
+STAGE_IV = fb.stage_value(fb.AJCC, "4", "Stage IV")
+STAGE_IIIA = fb.stage_value(fb.AJCC, "3A", "Stage IIIA")
+
+
+def test_stage_iv_without_prior_her2_therapy_is_first_line() -> None:
+    assert only(on_order(fb.medication_request(), staged(STAGE_IV)), "first-line-use").indicator == "warning"
+
+
+def test_stage_iiia_is_not_metastatic_disease() -> None:
+    assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), staged(STAGE_IIIA)))
+
+
+def test_stage_iv_leaves_the_adjuvant_history_adjuvant() -> None:
+    # Adjuvant trastuzumab from 2023 ended more than 12 months before the stage IV date: still
+    # adjuvant therapy (ASCO Rec 5.1, first-line recommendations), not a line for metastatic disease.
+    adjuvant = adjuvant_ending(datetime(2024, 3, 13, tzinfo=UTC))
+    finding = only(on_order(fb.medication_request(), staged(STAGE_IV, adjuvant)), "first-line-use")
+    assert finding.variant == "after-early"
+    # Ended within 12 months of it: second line (Rec 5.0), silent.
+    recent = adjuvant_ending(datetime(2026, 1, 15, tzinfo=UTC))
+    assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), staged(STAGE_IV, recent)))

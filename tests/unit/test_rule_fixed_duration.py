@@ -207,3 +207,20 @@ def test_palliative_intent_places_a_stopped_course_with_an_undated_metastasis(na
     history = [fb.breast_cancer(), fb.liver_metastases(), *course]
     finding = only(on_patient_view(history), "fixed-duration-stop")
     assert finding.facts["stopped"] == "2026-07-06"
+
+
+def staged_history(value: dict) -> list[dict]:
+    stage = fb.staging("pathological-stage", value, fb.ago(days=30))
+    return [fb.breast_cancer(), stage, fb.observation("weight", 70.0, fb.ago(days=2)), *fb.fresh_labs()]
+
+
+def test_a_14_cycle_order_in_stage_iv_disease_has_a_planned_end() -> None:
+    stage_iv = fb.stage_value(fb.SNOMED, "1222837003", "American Joint Committee on Cancer stage IV")
+    finding = only(on_order(fb.medication_request(count=14), staged_history(stage_iv)), "fixed-duration-stop")
+    assert finding.facts["planned_end"]
+
+
+def test_a_14_cycle_order_in_stage_iii_disease_is_the_adjuvant_course() -> None:
+    stage_iii = fb.stage_value(fb.SNOMED, "1222801008", "American Joint Committee on Cancer stage III")
+    findings = on_order(fb.medication_request(count=14), staged_history(stage_iii))
+    assert "fixed-duration-stop" not in rule_ids(findings)
