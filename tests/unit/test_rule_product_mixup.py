@@ -147,6 +147,18 @@ def test_lookalike_mg_order_without_a_fresh_weight_is_said() -> None:
     assert any("dose is in mg and no body weight" in note for note in ctx.notes)
 
 
+def test_lookalike_mg_order_behind_an_unreadable_newest_weight_says_so() -> None:
+    """Not "no body weight was recorded": one was, yesterday, in a unit that cannot be read, and
+    last month's readable weight is not used in its place."""
+    unreadable = fb.observation("weight", 110.0, fb.ago(days=1), unit="pounds")
+    ctx = context(draft("tdxd", dose=378, unit="mg"), [*metastatic(weight_days=25), unreadable])
+    assert RULE.evaluate(ctx) == []
+    [note] = [n for n in ctx.notes if "mix-up check" in n]
+    assert "the newest body weight (2026-11-24) could not be read" in note
+    assert "pounds" in note
+    assert "no body weight was recorded" not in note
+
+
 def test_tdm1_mg_order_without_weight_leaves_the_saying_to_dose_check() -> None:
     ctx = context(draft(dose=378, unit="mg"), metastatic(weight=None))
     assert RULE.evaluate(ctx) == [] and ctx.notes == []

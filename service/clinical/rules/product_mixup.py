@@ -62,8 +62,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             return [_dose_finding(ctx, ordered, matches)]
     elif order.family != TDM1 and ordered.problem != "no-dose":
         ctx.notes.append(
-            f"Product mix-up check on the {product} dose not applied: the dose is in mg and no body weight "
-            f"was recorded in the {ctx.params.weight_stale.days} days before it."
+            f"Product mix-up check on the {product} dose not applied: {_no_weight(ctx, ordered)}."
         )
     if order.family == TDM1:
         return []
@@ -92,6 +91,19 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             sources=(*SOURCES, "policy.ongoing-course"),
         )
     ]
+
+
+def _no_weight(ctx: RuleContext, ordered: dosing.OrderedDose) -> str:
+    """Why an mg dose could not be put in mg/kg, as the note says it."""
+    if ordered.problem == "weight-unreadable" and ordered.unreadable_weight is not None:
+        newest = ordered.unreadable_weight
+        return (
+            f"the dose is in mg and the newest body weight ({newest.when.date().isoformat()}) could not be "
+            f"read ({newest.problem}); an older weight is not used in its place"
+        )
+    if ordered.problem == "no-weight-data":
+        return "the dose is in mg and the patient's observations could not be read"
+    return f"the dose is in mg and no body weight was recorded in the {ctx.params.weight_stale.days} days before it"
 
 
 def ongoing_tdm1(ctx: RuleContext) -> datetime | None:
