@@ -796,7 +796,33 @@ def notes_on(record: PatientRecord) -> list[str]:
                 f"could not be read were not used; the newest, issued {newest.when.date().isoformat()}, "
                 f"reads {_shown(newest)}: check when it was drawn."
             )
+        if kind != "weight":  # dose-check names an unreadable newest weight on its own card
+            notes.extend(_passed_over(kind, record.results[kind]))
     return notes
+
+
+def _passed_over(kind: str, results: list[Result]) -> list[str]:
+    """A newest result that cannot be read, behind an older readable one the rules read instead.
+
+    Without this note the rules would grade last week's normal count while yesterday's, in a unit
+    the service cannot convert, said nothing. With no readable result at all, the missing-lab card
+    already names the unreadable one.
+    """
+    dated = [r for r in results if MISDATED not in r.problem]  # misdated ones are said above
+    unread = []
+    for result in dated:  # newest first
+        if result.readable:
+            if unread:
+                return [
+                    f"The newest {RESULT_NAMES.get(kind, kind)} ({unread[0].when.date().isoformat()}) could "
+                    f"not be read ({unread[0].problem})"
+                    + (f", nor {len(unread) - 1} more after the one used" if len(unread) > 1 else "")
+                    + f"; the checks read the older one of {result.when.date().isoformat()} "
+                    f"({_shown(result)}). Check the newer result before the dose."
+                ]
+            return []
+        unread.append(result)
+    return []
 
 
 def _shown(result: Result) -> str:
