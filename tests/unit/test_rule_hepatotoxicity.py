@@ -226,10 +226,18 @@ def test_non_final_results_are_ignored(status: str) -> None:
     assert evaluate(context(metastatic(*labs(), bad))) == []
 
 
+# Given 43 days ago, before every older result below: a held-over result counts only when drawn
+# after the last T-DM1 dose (before it, the dose given since acted on it; before any T-DM1 the
+# label's rows do not apply).
+PRIOR_DOSE = fb.administration("tdm1", fb.ago(days=43))
+
+
 def test_results_beyond_the_hold_lookback_are_not_graded() -> None:
-    # Older than policy.hold-lookback (42 days, unverified) and no T-DM1 given: liver-tests-missing's.
-    old = fb.observation("alt", 30 * 40, fb.ago(days=42, hours=1))
-    assert evaluate(context(metastatic(old))) == []
+    # Older than policy.hold-lookback (42 days, unverified): liver-tests-missing's. ALT 10 x ULN is a
+    # hold row, not a permanent criterion (those are met on T-DM1 whenever, see below).
+    beyond = fb.observation("alt", 10 * 40, fb.ago(days=42, hours=1))
+    assert evaluate(context(metastatic(PRIOR_DOSE, beyond))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, fb.observation("alt", 10 * 40, fb.ago(days=42)))))
 
 
 # A hold lasts until a result shows recovery: with no result of a test in the lab window, its
@@ -257,7 +265,9 @@ def old(kind: str, times: float, days: float = 4, **kwargs) -> dict:
 @pytest.mark.parametrize("panel_drafted", [False, True])
 def test_old_alt_at_10_uln_with_nothing_newer_still_holds(panel_drafted: bool) -> None:
     drafts = [fb.medication_request(rid="tdm1-draft"), *([HEPATIC_PANEL_DRAFT] if panel_drafted else [])]
-    (finding,) = evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10)), drafts=drafts))
+    (finding,) = evaluate(
+        context(metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10)), drafts=drafts)
+    )
     assert finding.indicator == "critical" and finding.variant == "hold"
     assert finding.facts["headline"] == "ALT 10.0 × ULN on 2026-11-21, none newer"
     (reason,) = finding.facts["reasons"]
@@ -271,7 +281,7 @@ def test_old_alt_at_10_uln_with_nothing_newer_still_holds(panel_drafted: bool) -
 @pytest.mark.parametrize("panel_drafted", [False, True])
 def test_old_alt_holds_through_the_engine_whatever_is_drafted(panel_drafted: bool) -> None:
     drafts = [fb.medication_request(), *([HEPATIC_PANEL_DRAFT] if panel_drafted else [])]
-    ids = rule_ids(on_order(drafts, metastatic(*fresh_except("alt"), old("alt", 10))))
+    ids = rule_ids(on_order(drafts, metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10))))
     assert "hepatotoxicity" in ids
     assert ("liver-tests-missing" in ids) is not panel_drafted
 
@@ -289,7 +299,7 @@ def test_old_alt_holds_through_the_engine_whatever_is_drafted(panel_drafted: boo
     ],
 )
 def test_old_result_mbc_boundaries(kind: str, times: float, expected: str | None) -> None:
-    variant, sources = outcome(metastatic(*fresh_except(kind), old(kind, times)))
+    variant, sources = outcome(metastatic(PRIOR_DOSE, *fresh_except(kind), old(kind, times)))
     assert variant == expected
     if expected:
         assert "policy.hold-lookback" in sources
@@ -306,13 +316,13 @@ def test_old_discontinue_level_on_tdm1_is_said_once() -> None:
 
 
 def test_old_ebc_alt_uses_the_ebc_table() -> None:
-    (finding,) = evaluate(context(early(*fresh_except("alt"), old("alt", 4))))
+    (finding,) = evaluate(context(early(PRIOR_DOSE, *fresh_except("alt"), old("alt", 4))))
     assert finding.variant == "hold" and finding.sources == ("ebc.alt", "policy.hold-lookback")
 
 
 def test_old_hys_law_pair_discontinues() -> None:
     history = metastatic(
-        *fresh_except("alt", "bilirubin"), old("alt", 4, days=5), old("bilirubin", 2.5, days=5)
+        PRIOR_DOSE, *fresh_except("alt", "bilirubin"), old("alt", 4, days=5), old("bilirubin", 2.5, days=5)
     )
     (finding,) = evaluate(context(history))  # ALT 4 × ULN alone is "same dose" in MBC
     assert finding.variant == "discontinue" and "any.hys-law" in finding.sources
@@ -323,40 +333,45 @@ def test_old_hys_law_pair_discontinues() -> None:
 def test_old_bilirubin_pairs_for_hys_law_only_when_concomitant() -> None:
     # ALT yesterday, bilirubin 5 days ago: 4 days apart, not one pre-dose panel.
     history = metastatic(
-        *fresh_except("alt", "bilirubin"), *labs(alt=4 * 40)[1:2], old("bilirubin", 2.5, days=5)
+        PRIOR_DOSE, *fresh_except("alt", "bilirubin"), *labs(alt=4 * 40)[1:2], old("bilirubin", 2.5, days=5)
     )
     (finding,) = evaluate(context(history))
     assert finding.variant == "hold" and "any.hys-law" not in finding.sources
 
 
 def test_old_alt_then_a_newer_normal_alt_in_the_window_is_no_hold() -> None:
-    assert evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10))))  # alone it holds
-    assert evaluate(context(metastatic(*labs(), old("alt", 10)))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10))))  # alone it holds
+    # Recovered: no hold. Grade 3 since the last dose still costs a level ("then reduce one dose
+    # level"), which is the resume-reduced card, not a hold.
+    after = evaluate(context(metastatic(PRIOR_DOSE, *labs(), old("alt", 10))))
+    assert [f.variant for f in after] == ["resume-reduced"]
 
 
 def test_old_alt_then_a_newer_normal_alt_before_the_window_is_no_hold() -> None:
-    history = metastatic(*fresh_except("alt"), old("alt", 10, days=10), old("alt", 1, days=5))
+    history = metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10, days=10), old("alt", 1, days=5))
     assert evaluate(context(history)) == []
 
 
 def test_old_alt_in_an_unreadable_unit_is_not_fired_on() -> None:
-    assert evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10, unit="mmol/L")))) == []
-    assert evaluate(context(metastatic(*fresh_except("alt"), old("alt", 10))))  # readable: holds
+    assert (
+        evaluate(context(metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10, unit="mmol/L")))) == []
+    )
+    assert evaluate(context(metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10))))  # readable: holds
 
 
 def test_old_alt_with_a_garbled_effective_date_is_not_fired_on() -> None:
     alt = old("alt", 10)
     alt["effectiveDateTime"] = "garbage"  # dated only by issued: when was it drawn?
-    assert evaluate(context(metastatic(*fresh_except("alt"), alt))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, *fresh_except("alt"), alt))) == []
 
 
 def test_old_alt_without_uln_is_not_graded_and_left_to_the_missing_card() -> None:
-    ctx = context(metastatic(*fresh_except("alt"), old("alt", 10, uln=None)))
+    ctx = context(metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10, uln=None)))
     assert evaluate(ctx) == [] and ctx.notes == []
 
 
 def test_result_in_the_window_is_graded_as_before() -> None:
-    (finding,) = evaluate(context(metastatic(*labs(alt=10 * 40))))
+    (finding,) = evaluate(context(metastatic(PRIOR_DOSE, *labs(alt=10 * 40))))
     assert finding.facts["headline"] == "ALT 10.0 × ULN" and finding.facts["lookback"] == ""
     assert finding.sources == ("mbc.transaminases",)
 
@@ -483,3 +498,18 @@ def test_resume_reduced_card_offers_no_delete() -> None:
     earlier = fb.observation("alt", 10 * 40, fb.ago(days=10))
     (finding,) = evaluate(context(on_tdm1(metastatic, earlier)))
     assert finding.variant == "resume-reduced" and finding.suggestions == ()
+
+
+def test_old_result_before_the_last_dose_was_acted_on() -> None:
+    history = metastatic(
+        *fresh_except("alt"), old("alt", 8, days=24), fb.administration("tdm1", fb.ago(days=21), dose=3.0)
+    )
+    assert [f for f in evaluate(context(history)) if f.variant == "hold"] == []
+
+
+def test_old_discontinue_level_before_any_tdm1_is_not_a_discontinuation() -> None:
+    """ALT 25 x ULN a month before a first T-DM1 order: not 'permanently discontinue' a drug never
+    given; liver-tests-missing asks for a result and shows this one."""
+    history = metastatic(*fresh_except("alt"), old("alt", 25, days=30))
+    assert evaluate(context(history)) == []
+    assert "liver-tests-missing" in rule_ids(on_order(fb.medication_request(), history))

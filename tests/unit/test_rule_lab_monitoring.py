@@ -135,7 +135,10 @@ def test_missing_card_shows_the_last_count_and_the_hold_fires_beside_it() -> Non
     # 30,000/mm3 four days ago, nothing newer: a new count is due, and the old one still holds.
     labs = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "777-3"]
     findings = on_order(
-        fb.medication_request(), history_with(*labs, fb.observation("platelets", 30, fb.ago(days=4)))
+        fb.medication_request(),
+        history_with(
+            *labs, fb.administration("tdm1", fb.ago(days=21)), fb.observation("platelets", 30, fb.ago(days=4))
+        ),
     )
     assert only(findings, "platelets-missing").facts["last"] == "30,000/mm3 on 2026-11-21 (4 days ago)"
     assert only(findings, "thrombocytopenia-hold").indicator == "critical"
@@ -143,7 +146,9 @@ def test_missing_card_shows_the_last_count_and_the_hold_fires_beside_it() -> Non
 
 def test_drafted_cbc_silences_the_missing_card_not_the_hold() -> None:
     labs = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "777-3"]
-    history = history_with(*labs, fb.observation("platelets", 30, fb.ago(days=4)))
+    history = history_with(
+        *labs, fb.administration("tdm1", fb.ago(days=21)), fb.observation("platelets", 30, fb.ago(days=4))
+    )
     cbc = (
         only(on_order(fb.medication_request(), history), "platelets-missing")
         .suggestions[0]

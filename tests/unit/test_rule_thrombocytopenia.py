@@ -87,11 +87,17 @@ def test_latest_count_decides_recovered_is_silent() -> None:
     assert evaluate(context(metastatic(old_low, recovered))) == []
 
 
+# Given 43 days ago, before every older result below: a held-over result counts only when drawn
+# after the last T-DM1 dose (before it, the dose given since acted on it; before any T-DM1 the
+# label's rows do not apply).
+PRIOR_DOSE = fb.administration("tdm1", fb.ago(days=43))
+
+
 def test_count_beyond_the_hold_lookback_is_not_graded() -> None:
     # Older than policy.hold-lookback (42 days, unverified): left to platelets-missing.
     stale_low = fb.observation("platelets", 40, fb.ago(days=42, hours=1))
-    assert evaluate(context(metastatic(stale_low))) == []
-    assert evaluate(context(metastatic(fb.observation("platelets", 40, fb.ago(days=42)))))
+    assert evaluate(context(metastatic(PRIOR_DOSE, stale_low))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, fb.observation("platelets", 40, fb.ago(days=42)))))
 
 
 # A hold lasts until a count shows recovery: the newest readable count older than the lab window,
@@ -113,7 +119,7 @@ def old_count(value: float, days: float = 4, unit: str = "10*3/uL") -> dict:
 @pytest.mark.parametrize("cbc_drafted", [False, True])
 def test_old_low_count_with_nothing_newer_still_holds(cbc_drafted: bool) -> None:
     drafts = [fb.medication_request(rid=ORDER_ID), *([CBC_DRAFT] if cbc_drafted else [])]
-    (finding,) = evaluate(context(metastatic(old_count(30)), drafts=drafts))
+    (finding,) = evaluate(context(metastatic(PRIOR_DOSE, old_count(30)), drafts=drafts))
     assert finding.indicator == "critical" and finding.variant == "hold"
     assert finding.facts["platelets"] == "30,000" and finding.facts["date"] == "2026-11-21"
     held = finding.facts["held_over"]
@@ -128,7 +134,7 @@ def test_old_low_count_with_nothing_newer_still_holds(cbc_drafted: bool) -> None
 @pytest.mark.parametrize("cbc_drafted", [False, True])
 def test_old_low_count_holds_through_the_engine_whatever_is_drafted(cbc_drafted: bool) -> None:
     drafts = [fb.medication_request(), *([CBC_DRAFT] if cbc_drafted else [])]
-    ids = rule_ids(on_order(drafts, metastatic(old_count(30))))
+    ids = rule_ids(on_order(drafts, metastatic(PRIOR_DOSE, old_count(30))))
     assert "thrombocytopenia-hold" in ids
     assert ("platelets-missing" in ids) is not cbc_drafted  # the CBC answers that card, not the hold
 
@@ -139,62 +145,62 @@ def test_old_low_count_holds_through_the_engine_whatever_is_drafted(cbc_drafted:
 )
 @pytest.mark.parametrize("setting", [metastatic, early, unknown])
 def test_old_count_boundary_at_75000(value: float, unit: str, fires: bool, setting) -> None:
-    findings = evaluate(context(setting(old_count(value, unit=unit))))
+    findings = evaluate(context(setting(PRIOR_DOSE, old_count(value, unit=unit))))
     assert bool(findings) is fires
     if fires:
         assert findings[0].indicator == "critical" and "policy.hold-lookback" in findings[0].sources
 
 
 def test_old_low_count_in_early_breast_cancer_uses_the_ebc_table() -> None:
-    (finding,) = evaluate(context(early(old_count(60))))
+    (finding,) = evaluate(context(early(PRIOR_DOSE, old_count(60))))
     assert finding.sources == ("ebc.thrombocytopenia", "policy.hold-lookback")
 
 
 def test_old_grade4_count_says_reduce() -> None:
-    (finding,) = evaluate(context(metastatic(old_count(20, days=10))))
+    (finding,) = evaluate(context(metastatic(PRIOR_DOSE, old_count(20, days=10))))
     assert finding.variant == "reduce" and "reduce one dose level" in finding.facts["instruction"]
 
 
 @pytest.mark.parametrize("newer_days", [1, 3])  # in the window
 def test_old_low_count_then_a_newer_normal_count_is_no_hold(newer_days: float) -> None:
-    assert evaluate(context(metastatic(old_count(30))))  # alone it holds
-    assert evaluate(context(metastatic(old_count(30), old_count(80, days=newer_days)))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, old_count(30))))  # alone it holds
+    assert evaluate(context(metastatic(PRIOR_DOSE, old_count(30), old_count(80, days=newer_days)))) == []
 
 
 def test_old_low_count_then_a_newer_normal_count_before_the_window_is_no_hold() -> None:
-    assert evaluate(context(metastatic(old_count(30, days=10), old_count(150, days=5)))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, old_count(30, days=10), old_count(150, days=5)))) == []
 
 
 def test_old_normal_count_after_an_older_low_one_is_no_hold() -> None:
     # The newest count speaks; an older low one it supersedes is not a hold.
-    assert evaluate(context(metastatic(old_count(20, days=20), old_count(200, days=6)))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, old_count(20, days=20), old_count(200, days=6)))) == []
 
 
 @pytest.mark.parametrize("unit", ["10*3/mL", "bogus"])
 def test_old_count_in_an_unreadable_unit_is_not_fired_on(unit: str) -> None:
     obs = old_count(30)
     obs["valueQuantity"] = {"value": 30, "unit": unit, "code": unit}
-    assert evaluate(context(metastatic(obs))) == []
-    assert evaluate(context(metastatic(old_count(30))))  # the same count, readable, holds
+    assert evaluate(context(metastatic(PRIOR_DOSE, obs))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, old_count(30))))  # the same count, readable, holds
 
 
 def test_old_count_with_a_garbled_effective_date_is_not_fired_on() -> None:
     lab = fb.platelet_count(30, effective="garbage", issued=fb.ago(days=4))
-    assert evaluate(context(metastatic(lab))) == []
+    assert evaluate(context(metastatic(PRIOR_DOSE, lab))) == []
     readable = fb.platelet_count(30, effective=fb.ago(days=4), issued=fb.ago(days=4))
-    assert evaluate(context(metastatic(readable)))[0].variant == "hold"
+    assert evaluate(context(metastatic(PRIOR_DOSE, readable)))[0].variant == "hold"
 
 
 def test_newer_unreadable_count_does_not_hide_nor_clear_an_older_low_one() -> None:
     # The newest readable count holds; the newer one we cannot read is named, never used.
     newer = old_count(200, days=1)
     newer["valueQuantity"] = {"value": 200, "unit": "bogus", "code": "bogus"}
-    (finding,) = evaluate(context(metastatic(old_count(30), newer)))
+    (finding,) = evaluate(context(metastatic(PRIOR_DOSE, old_count(30), newer)))
     assert "could not be read" in finding.facts["unreadable"]
 
 
 def test_count_in_the_window_is_graded_as_before() -> None:
-    (finding,) = evaluate(context(metastatic(platelets(40))))
+    (finding,) = evaluate(context(metastatic(PRIOR_DOSE, platelets(40))))
     assert finding.facts["held_over"] == "" and finding.facts["none_newer"] == ""
     assert finding.sources == ("mbc.thrombocytopenia",)
 
@@ -209,7 +215,7 @@ def test_old_low_count_on_patient_view_when_due() -> None:
 def test_old_count_cards_render_within_the_summary_limit(days: float) -> None:
     contents = cards.load(CARDS_DIR)
     for value in (30, 20):  # hold, reduce
-        (finding,) = evaluate(context(unknown(old_count(value, days=days))))
+        (finding,) = evaluate(context(unknown(PRIOR_DOSE, old_count(value, days=days))))
         card = cards.render(finding, contents, knowledge.default())
         assert len(card["summary"]) < 140 and "none newer" in card["summary"], card["summary"]
         assert "awaiting clinical review" in card["detail"]
@@ -338,3 +344,22 @@ def test_low_count_with_a_garbled_effective_date_is_never_graded() -> None:
     assert evaluate(context(metastatic(lab))) == []
     readable = fb.platelet_count(40, effective=fb.ago(days=1), issued=fb.ago(days=1))
     assert evaluate(context(metastatic(readable)))[0].indicator == "critical"
+
+
+def test_old_low_count_before_the_last_dose_was_acted_on() -> None:
+    """20,000/mm3, then a dose (already reduced) three days later: that count was dealt with when the
+    dose was given, and holding now would ask for a second reduction for one event."""
+    history = metastatic(old_count(20, days=24), fb.administration("tdm1", fb.ago(days=21), dose=3.0))
+    assert evaluate(context(history)) == []
+    # The same count after that dose still holds.
+    assert evaluate(context(metastatic(fb.administration("tdm1", fb.ago(days=25)), old_count(20, days=24))))
+
+
+def test_old_low_count_before_any_tdm1_is_the_missing_cards() -> None:
+    """A first dose: a count from earlier chemotherapy is not a T-DM1 toxicity with a dose level to
+    lose; platelets-missing asks for a count and shows this one."""
+    history = metastatic(old_count(20, days=30))
+    assert evaluate(context(history)) == []
+    findings = on_order(fb.medication_request(), history)
+    assert "thrombocytopenia-hold" not in rule_ids(findings)
+    assert "platelets-missing" in rule_ids(findings)

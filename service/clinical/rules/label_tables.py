@@ -230,7 +230,8 @@ def lab_window(ctx: RuleContext) -> tuple[datetime, datetime]:
 
 def held_over(ctx: RuleContext, kind: str) -> Result | None:
     """The newest readable result of a kind when it is older than the lab window, if it was drawn
-    within the hold look-back before the dose (policy.hold-lookback); None when the window has one.
+    after the last T-DM1 dose and within the hold look-back before this one (policy.hold-lookback);
+    None when the window has one.
 
     The label holds the dose "until" a result shows recovery: a hold-level result that nothing newer
     contradicts has not been shown to have recovered, however fresh the window must be for a
@@ -243,8 +244,15 @@ def held_over(ctx: RuleContext, kind: str) -> Result | None:
 def _held_over(ctx: RuleContext, kind: str) -> Result | None:
     if derived.latest_in_lab_window(ctx, kind) is not None:
         return None
+    # Only a result since the last T-DM1 dose: one drawn before it was already acted on (the dose
+    # was given after it, and a "then reduce one dose level" row would cost a second level for one
+    # event), and before any T-DM1 at all the label's rows do not apply (toxicity on T-DM1; a
+    # pre-treatment count from other chemotherapy is the missing-lab card's, which shows it).
+    last_dose = derived.last_tdm1_dose_start(ctx)
+    if last_dose is None:
+        return None
     newest = ctx.record.latest(kind, until=ctx.now)  # none in the window, so older than it
-    if newest is None or newest.when < ctx.at - lookback(ctx):
+    if newest is None or newest.when <= last_dose or newest.when < ctx.at - lookback(ctx):
         return None
     return newest
 
