@@ -86,15 +86,28 @@ def test_icd10cm_metastatic_sites(code: str, metastatic: bool) -> None:
         ((SNOMED, "85232009"), ""),
         ((SNOMED, "703272007"), ""),
         ((ICD, "I50.22"), ""),
-        (("http://example.org/local", "HF"), "Congestive cardiac failure"),
     ],
 )
-def test_heart_failure_codes_and_text(coding: tuple[str, str], text: str) -> None:
+def test_heart_failure_codes(coding: tuple[str, str], text: str) -> None:
     assert TERMS.in_condition_set("heart_failure", [coding], text)
 
 
 def test_other_cardiac_codes_are_not_heart_failure() -> None:
     assert not TERMS.in_condition_set("heart_failure", [(SNOMED, "49436004")], "Atrial fibrillation")
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        ("Z82.49", "Family history of heart failure"),
+        ("Z86.79", "History of heart failure"),
+        ("Z91.89", "At risk for heart failure (anthracycline exposure)"),
+        ("R06.00", "Dyspnea - heart failure ruled out"),
+    ],
+)
+def test_heart_failure_in_a_condition_text_is_not_heart_failure(code: str, text: str) -> None:
+    """Text is not read for heart failure: these would each 'permanently discontinue' T-DM1."""
+    assert not TERMS.in_condition_set("heart_failure", [(ICD, code)], text)
 
 
 def _adjuvant_patient(extra: list[dict]) -> list[dict]:
@@ -149,3 +162,13 @@ def test_tdm1_given_under_the_canonical_hcpcs_uri_counts_as_a_reduction() -> Non
         history.append(given)
     finding = only(on_order(fb.medication_request(dose=3.6), history), "dose-check")
     assert finding.variant == "re-escalation"
+
+
+def test_history_of_heart_failure_does_not_discontinue_but_heart_failure_does() -> None:
+    history = [*fb.metastatic_history(), fb.administration("tdm1", fb.ago(days=21))]
+    past = fb.condition("Z86.79", "History of heart failure", system=fb.ICD10, onset=fb.ago(days=400))
+    assert "lvef-decline" not in rule_ids(on_order(fb.medication_request(), [*history, past]))
+    chronic = fb.condition("88805009", "Chronic congestive heart failure", onset=fb.ago(days=10))
+    assert (
+        only(on_order(fb.medication_request(), [*history, chronic]), "lvef-decline").indicator == "critical"
+    )
