@@ -55,3 +55,11 @@ def test_only_unreadable_results_are_left_to_the_missing_lab_card() -> None:
 def test_an_unreadable_newest_weight_is_left_to_dose_check() -> None:
     newer = fb.observation("weight", 110.0, fb.ago(hours=3), unit="pounds")
     assert not [n for n in _notes(newer) if n.startswith("The newest")]
+
+
+def test_a_misdated_newest_result_is_said_once_as_misdated() -> None:
+    """Its own note says it (effective date unreadable, with its value): not twice."""
+    misdated = fb.platelet_count(40, effective="garbage", issued=fb.ago(hours=3))
+    notes = _notes(misdated)
+    assert [n for n in notes if "effective date that could not be read" in n]
+    assert not [n for n in notes if n.startswith("The newest")]

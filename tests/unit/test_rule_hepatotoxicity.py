@@ -349,6 +349,13 @@ def test_old_alt_then_a_newer_normal_alt_in_the_window_is_no_hold() -> None:
 
 def test_old_alt_then_a_newer_normal_alt_before_the_window_is_no_hold() -> None:
     history = metastatic(PRIOR_DOSE, *fresh_except("alt"), old("alt", 10, days=10), old("alt", 1, days=5))
+    # Recovered: no hold. ALT Grade 3 since the last dose still costs a level, recovery in the window
+    # or not ("then reduce one dose level").
+    assert [f.variant for f in evaluate(context(history))] == ["resume-reduced"]
+    # Bilirubin Grade 2 resumes at the same dose: nothing to say once recovered.
+    history = metastatic(
+        PRIOR_DOSE, *fresh_except("bilirubin"), old("bilirubin", 2, days=10), old("bilirubin", 1, days=5)
+    )
     assert evaluate(context(history)) == []
 
 

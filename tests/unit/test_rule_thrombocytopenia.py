@@ -172,8 +172,12 @@ def test_old_low_count_then_a_newer_normal_count_before_the_window_is_no_hold() 
 
 
 def test_old_normal_count_after_an_older_low_one_is_no_hold() -> None:
-    # The newest count speaks; an older low one it supersedes is not a hold.
-    assert evaluate(context(metastatic(PRIOR_DOSE, old_count(20, days=20), old_count(200, days=6)))) == []
+    # The newest count speaks: recovered, so no hold. The Grade 4 count since the last dose still
+    # costs a level ("then reduce one dose level"), whether or not the recovery is in the window.
+    findings = evaluate(context(metastatic(PRIOR_DOSE, old_count(20, days=20), old_count(200, days=6))))
+    assert [f.variant for f in findings] == ["resume-reduced"]
+    # A Grade 3 count resumes at the same dose: nothing to say once recovered.
+    assert evaluate(context(metastatic(PRIOR_DOSE, old_count(40, days=20), old_count(200, days=6)))) == []
 
 
 @pytest.mark.parametrize("unit", ["10*3/mL", "bogus"])

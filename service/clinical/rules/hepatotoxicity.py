@@ -102,8 +102,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             continue
         latest[kind] = (result, times)  # an older one too: with bilirubin it may be Hy's law
         current = _graded(grading, times)
-        if kind in held and current is None:
-            continue  # an older result at no hold level clears nothing: liver-tests-missing asks
+        # An older result at no hold level clears nothing (liver-tests-missing asks for a new one),
+        # but a "then reduce one dose level" result since the last dose still costs the level.
         if current is not None:
             found.append(current)
             line = f"{_describe(kind, result, times)}: {current.instruction()}"

@@ -62,8 +62,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     count = round(result.value, 3)
     chosen = _worst(ctx, count)
-    if held_over and not chosen:
-        return []  # an older count at no hold level clears nothing: platelets-missing asks for one
+    # An older count at no hold level clears nothing (platelets-missing asks for a new one), but a
+    # "then reduce one dose level" count since the last dose still costs this dose its level.
     current = chosen[0] if chosen else None
     # The current count is often the newest since the last dose as well: its grade is known.
     earlier = tables.reduce_event_since_last_dose(
