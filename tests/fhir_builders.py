@@ -387,9 +387,14 @@ def staging(
     *,
     patient_id: str = "pat-1",
     status: str = "final",
+    focus: dict[str, Any] | str | None = None,
 ) -> dict[str, Any]:
     """An mCODE TNM staging Observation (stage group or M category, clinical or pathological), as a
-    tumour registry or oncology EHR sends it: value a CodeableConcept, or a string (valueString)."""
+    tumour registry or oncology EHR sends it: value a CodeableConcept, or a string (valueString).
+
+    `focus` is the cancer it stages (mCODE: Observation.focus, the PrimaryCancerCondition): a
+    Condition resource, or a reference string as written ("Condition/x", an absolute URL, "#x").
+    None leaves it out, as some EHRs do."""
     code, display = STAGING[kind]
     resource: dict[str, Any] = {
         "resourceType": "Observation",
@@ -416,6 +421,9 @@ def staging(
             ]
         },
     }
+    if focus is not None:
+        reference = focus if isinstance(focus, str) else f"{focus['resourceType']}/{focus['id']}"
+        resource["focus"] = [{"reference": reference}]
     if when is not None:
         resource["effectiveDateTime"] = iso(when)
     if isinstance(value, str):
@@ -427,3 +435,31 @@ def staging(
 
 def stage_value(system: str, code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
+
+
+def hodgkin_lymphoma(*, stage_iv: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """A Hodgkin lymphoma treated in 2003 and in remission since 2004 (SNOMED 118599009), staged IV
+    on the Condition itself (mCODE PrimaryCancerCondition.stage.summary) when `stage_iv`."""
+    kwargs.setdefault("onset", datetime(2003, 2, 10, tzinfo=UTC))
+    kwargs.setdefault("clinical_status", "remission")
+    resource = condition("118599009", "Hodgkin's disease", **kwargs)
+    resource["abatementDateTime"] = "2004-06-30"
+    if stage_iv:
+        resource["stage"] = [{"summary": stage_value(AJCC, "4", "Stage IV")}]
+    return resource
+
+
+def katherine_history(*extra: dict[str, Any], bilirubin: float = 0.6) -> list[dict[str, Any]]:
+    """Early HER2-positive breast cancer after neoadjuvant trastuzumab, pertuzumab and docetaxel
+    (Oct 2025 to Feb 2026), residual disease, now starting the 14-cycle adjuvant T-DM1 course
+    (KATHERINE); fresh labs (bilirubin overridable, ULN 1.2 mg/dL), weight and LVEF. The breast
+    cancer is the first resource, for tests that link a stage to it."""
+    neoadjuvant = (datetime(2025, 10, 6, tzinfo=UTC), datetime(2026, 2, 9, tzinfo=UTC))
+    return [
+        breast_cancer(onset=datetime(2025, 9, 15, tzinfo=UTC)),
+        *(statement(drug, *neoadjuvant) for drug in ("trastuzumab", "pertuzumab", "docetaxel")),
+        observation("weight", 70.0, ago(days=2)),
+        observation("lvef", 60.0, ago(days=40)),
+        *fresh_labs(bilirubin=bilirubin),
+        *extra,
+    ]

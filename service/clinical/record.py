@@ -2,8 +2,11 @@
 
 What it derives:
 - the setting: metastatic (a metastatic condition, mCODE SecondaryCancerCondition codes, or a stage
-  group IV / M1 result or Condition.stage.summary) or early (breast cancer without metastatic
-  evidence, or curative-intent T-DM1), else unknown;
+  group IV / M1 result or Condition.stage.summary of the breast cancer) or early (breast cancer
+  without metastatic evidence, or curative-intent T-DM1), else unknown. A stage is the breast
+  cancer's only when linked to it (see _stage_links): another cancer's stage IV (a lymphoma treated
+  years ago) says nothing about the breast cancer, and one linked to no condition is not used but
+  kept in unlinked_stages, for the hook to say so;
 - HER2 status from tissue tests or a HER2-coded breast cancer condition;
 - the dated timeline of HER2-directed and taxane therapy from MedicationRequest,
   MedicationAdministration and MedicationStatement;
@@ -173,6 +176,9 @@ class PatientRecord:
     medications: dict[str, dict[str, Any]] = field(default_factory=dict)
     foreign_resources: int = 0  # resources naming another patient, dropped
     undated_results: dict[str, int] = field(default_factory=dict)  # per kind: no readable date, dropped
+    # Stage group IV / M1 results linked to no condition on record, not used for the setting:
+    # (what it says, its effective date), oldest first, undated last.
+    unlinked_stages: tuple[tuple[str, datetime | None], ...] = ()
 
     def results_of(self, kind: str) -> tuple[Result, ...]:
         return self.results.get(kind, ())
@@ -573,8 +579,9 @@ def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
 
 
 # The staging value (terminology.yaml `staging.values`) that makes each stage Observation kind
-# metastatic evidence: stage group IV, M category M1.
+# metastatic evidence: stage group IV, M category M1; and how a note names it.
 STAGE_VALUES = {"stage_group": "stage_iv", "distant_metastases": "m1"}
+STAGE_NAMES = {"stage_group": "stage group IV", "distant_metastases": "M1"}
 
 
 def _is_stage(
@@ -594,6 +601,78 @@ def _condition_staged_iv(resource: dict[str, Any], terminology: Terminology) -> 
         _is_stage(as_dict(stage).get("summary"), "stage_iv", terminology)
         for stage in as_list(resource.get("stage"))
     )
+
+
+def _is_breast_cancer(resource: dict[str, Any], terminology: Terminology) -> bool:
+    code = as_dict(resource.get("code"))
+    return terminology.in_condition_set("breast_cancer", codings(code), concept_text(code))
+
+
+def _assessed(resource: dict[str, Any]) -> list[str]:
+    """The Observations a Condition's stage rests on (stage.assessment), as "Observation/id"."""
+    keys = []
+    for stage in as_list(resource.get("stage")):
+        for reference in as_list(as_dict(stage).get("assessment")):
+            rtype, rid = reference_parts(reference)
+            if rtype == "Observation" and rid:
+                keys.append(f"Observation/{rid}")
+    return keys
+
+
+def _focus_links(
+    observation: dict[str, Any], breast_by_key: dict[str, bool], terminology: Terminology
+) -> set[bool]:
+    """For each Observation.focus naming a usable Condition, whether it is a breast cancer.
+
+    "Condition/id", absolute or versioned, is looked up by type and id, as medication references
+    are (the server's base is not compared); "#id" is a Condition contained in the Observation.
+    A focus naming anything else (a tumour BodyStructure, a Condition not on record, one refuted
+    or entered in error) tells nothing about which cancer is staged, and links nothing.
+    """
+    links = set()
+    for reference in as_list(observation.get("focus")):
+        rtype, rid = reference_parts(reference)
+        if not rid:
+            continue
+        if rtype == "#":
+            for contained in as_list(observation.get("contained")):
+                contained = as_dict(contained)
+                if (
+                    contained.get("resourceType") == "Condition"
+                    and contained.get("id") == rid
+                    and _is_current_condition(contained)[0]
+                ):
+                    links.add(_is_breast_cancer(contained, terminology))
+        elif rtype == "Condition":
+            breast = breast_by_key.get(f"Condition/{rid}")
+            if breast is not None:
+                links.add(breast)
+    return links
+
+
+def _stage_links(
+    key: str | None,
+    observation: dict[str, Any],
+    breast_by_key: dict[str, bool],
+    assessed_by: dict[str, set[bool]],
+    groups_of: dict[str, list[tuple[str | None, dict[str, Any]]]],
+    terminology: Terminology,
+) -> set[bool]:
+    """Which conditions a stage Observation stages: for each, whether it is a breast cancer.
+
+    mCODE (STU1 CancerStageParent, STU2-4 CancerStageCommonRules) links a stage to its cancer by
+    Observation.focus (PrimaryCancerCondition); PrimaryCancerCondition.stage.assessment points the
+    other way; and an M category is a hasMember of its stage group, which may carry the focus for
+    both. Those three are read; mCODE defines no relatedCondition extension on a stage.
+    """
+    links = _focus_links(observation, breast_by_key, terminology)
+    if key:
+        links |= assessed_by.get(key, set())
+        for group_key, group in groups_of.get(key, ()):
+            links |= _focus_links(group, breast_by_key, terminology)
+            if group_key:
+                links |= assessed_by.get(group_key, set())
+    return links
 
 
 def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
@@ -679,9 +758,16 @@ def build(
     results: dict[str, list[Result]] = {}
     undated: dict[str, int] = {}
     her2_readings: list[tuple[datetime, Her2, str]] = []
-    # Stage group IV / M1 results and Condition.stage summaries: metastatic evidence beside the
-    # metastatic conditions, each with its date (None: undated, as a condition without onset).
+    # Stage group IV / M1 results and Condition.stage summaries of the breast cancer: metastatic
+    # evidence beside the metastatic conditions, each with its date (None: undated, as a condition
+    # without onset). Which cancer a result stages is known only once every Condition is read, so
+    # the results wait in stage_results: (key, kind, resource); the links are gathered on the way.
     staged_metastatic: list[datetime | None] = []
+    stage_results: list[tuple[str | None, str, dict[str, Any]]] = []
+    breast: list[ConditionFact] = []
+    breast_by_key: dict[str, bool] = {}  # usable Conditions by key: is it a breast cancer?
+    assessed_by: dict[str, set[bool]] = {}  # Observation key: the Conditions whose stage cites it
+    groups_of: dict[str, list[tuple[str | None, dict[str, Any]]]] = {}  # M category key: its groups
 
     for key, resource in everything:
         rtype = resource.get("resourceType")
@@ -712,10 +798,13 @@ def build(
                 if when and reading != "unknown":
                     her2_readings.append((when, reading, key or "Observation"))
             elif kind in STAGE_VALUES:
+                if kind == "stage_group":  # its members (T, N, M categories) stage its cancer too
+                    for reference in as_list(resource.get("hasMember")):
+                        member_type, member_id = reference_parts(reference)
+                        if member_type == "Observation" and member_id:
+                            groups_of.setdefault(f"Observation/{member_id}", []).append((key, resource))
                 if _is_stage(resource.get("valueCodeableConcept"), STAGE_VALUES[kind], terminology, resource):
-                    # effective[x] only, as for disease status: the date places therapy before or
-                    # after metastatic disease, and issued may be weeks after the staging.
-                    staged_metastatic.append(effective_time(resource)[0])
+                    stage_results.append((key, kind, resource))
             else:
                 result = _observation_result(resource, kind, key or "")
                 if result:
@@ -730,15 +819,41 @@ def build(
             condition = _condition_fact(resource, key or "")
             if condition:
                 conditions.append(condition)
-                if resource.get("stage") is not None and _condition_staged_iv(resource, terminology):
-                    # Undated: Condition.stage has no date, and the condition's onset is when the
-                    # cancer was diagnosed, maybe years before it was restaged IV; dated by it, the
-                    # (neo)adjuvant therapy between would read as given for metastatic disease.
-                    # A staging Observation it points to (stage.assessment) is dated evidence itself.
-                    staged_metastatic.append(None)
+                is_breast = terminology.in_condition_set("breast_cancer", condition.codes, condition.text)
+                if is_breast:
+                    breast.append(condition)
+                if key:
+                    breast_by_key[key] = is_breast
+                if resource.get("stage") is not None:
+                    for assessed in _assessed(resource):
+                        assessed_by.setdefault(assessed, set()).add(is_breast)
+                    # Only the breast cancer's own stage: a Hodgkin lymphoma staged IV in 2003
+                    # says nothing about a breast cancer found in 2025.
+                    if is_breast and _condition_staged_iv(resource, terminology):
+                        # Undated: Condition.stage has no date, and the condition's onset is when the
+                        # cancer was diagnosed, maybe years before it was restaged IV; dated by it, the
+                        # (neo)adjuvant therapy between would read as given for metastatic disease.
+                        # A staging Observation it points to (stage.assessment) is dated evidence itself.
+                        staged_metastatic.append(None)
+
+    unlinked: list[tuple[str, datetime | None]] = []
+    for key, kind, resource in stage_results:
+        # effective[x] only, as for disease status: the date places therapy before or after
+        # metastatic disease, and issued may be weeks after the staging.
+        when = effective_time(resource)[0]
+        links = _stage_links(key, resource, breast_by_key, assessed_by, groups_of, terminology)
+        if True in links:
+            staged_metastatic.append(when)
+        elif not links:
+            # Linked to no condition: it may stage another cancer, and a problem list cannot tell
+            # us there is none (a lymphoma coded in SNOMED is no "cancer" by any code we hold), so
+            # it is not used: read as the breast cancer's, it would drop the end of an adjuvant
+            # 14-cycle course and apply the laxer MBC tables. Kept, so the hook names it.
+            unlinked.append((STAGE_NAMES[kind], when))
+        # Linked only to other conditions: that cancer's stage, rightly not the breast cancer's.
+    unlinked.sort(key=lambda stage: (stage[1] or FAR_FUTURE, stage[0]))
 
     metastatic = [c for c in conditions if terminology.in_condition_set("metastatic", c.codes, c.text)]
-    breast = [c for c in conditions if terminology.in_condition_set("breast_cancer", c.codes, c.text)]
     tdm1_intents = {i for e in therapy if e.family == TDM1 for i in e.intents}
     setting: Setting
     if metastatic or staged_metastatic:
@@ -768,6 +883,7 @@ def build(
         medications=medications,
         foreign_resources=foreign,
         undated_results=undated,
+        unlinked_stages=tuple(unlinked),
     )
 
 
@@ -798,7 +914,37 @@ def notes_on(record: PatientRecord) -> list[str]:
             )
         if kind != "weight":  # dose-check names an unreadable newest weight on its own card
             notes.extend(_passed_over(kind, record.results[kind]))
+    notes.extend(_unlinked_stage_note(record))
     return notes
+
+
+def _unlinked_stage_note(record: PatientRecord) -> list[str]:
+    """Stage IV / M1 results that were not used because they name no condition (build()).
+
+    Said only where using one would have changed the record: the setting is not metastatic, or the
+    result is dated before the metastatic date the record has (or it has none). A metastatic
+    patient whose liver metastases date from 2025 gains nothing from an unlinked stage IV of 2026,
+    and a note on every order would teach the clinician to skip the card.
+    """
+    since = record.metastatic_since
+    unused = [
+        (name, when)
+        for name, when in record.unlinked_stages
+        if record.setting != "metastatic" or (when is not None and (since is None or when < since))
+    ]
+    if not unused:
+        return []
+    shown = ", ".join(
+        f"{name} on {when.date().isoformat() if when else 'an unknown date'}" for name, when in unused
+    )
+    read_as = {"early": "early breast cancer", "metastatic": "metastatic", "unknown": "unknown"}
+    return [
+        f"{len(unused)} stage IV / M1 result(s) ({shown}) linked to no condition on record "
+        "(Observation.focus, Condition.stage.assessment) were not used to decide the setting, as they "
+        f"may stage another cancer; the checks read the setting as {read_as[record.setting]}. If one "
+        "stages the breast cancer, the disease is metastatic: link it to the breast cancer Condition, "
+        "or record the metastases."
+    ]
 
 
 def _passed_over(kind: str, results: list[Result]) -> list[str]:

@@ -437,6 +437,22 @@ def test_a_result_with_no_readable_date_is_said_beside_the_missing_lab_card(
     assert "1 Observation(s) (platelet count) had no readable date and were not used." in note
 
 
+def test_a_stage_iv_linked_to_no_condition_is_said_and_leaves_the_adjuvant_course_alone(
+    client: FlaskClient, frozen_now
+) -> None:
+    # KATHERINE patient with a Hodgkin lymphoma on record and a stage IV result naming no condition:
+    # it may be the lymphoma's, so the course stays adjuvant (EBC bilirubin hold, no
+    # fixed-duration-stop) and the data-unavailable card says the result was not used.
+    stage = fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), fb.ago(days=30))
+    history = fb.katherine_history(fb.hodgkin_lymphoma(), stage, bilirubin=1.45)
+    body = fb.hook_request("order-sign", drafts=[fb.medication_request(count=14)], history=history)
+    cards = {
+        c["source"]["topic"]["code"]: c for c in post(client, "tdm1-order-sign", body).get_json()["cards"]
+    }
+    assert "fixed-duration-stop" not in cards and cards["hepatotoxicity"]["indicator"] == "critical"
+    assert "(stage group IV on 2026-10-26) linked to no condition" in cards["data-unavailable"]["detail"]
+
+
 def _with_date(resource: dict, element: str, when: str) -> dict:
     resource[element] = when
     return resource

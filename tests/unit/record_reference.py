@@ -553,6 +553,71 @@ def _is_current_condition(resource: dict[str, Any]) -> tuple[bool, bool]:
     return True, not (clinical & INACTIVE_CONDITION_STATUSES)
 
 
+# Deliberate change, 2026-12-01 (second): a stage is evidence of metastatic breast cancer only when
+# it stages the breast cancer. A Condition.stage.summary counts on a breast cancer Condition only; a
+# stage Observation when one of the usable Conditions it is linked to is a breast cancer: by its
+# focus ("Condition/id", or "#id" contained), by a Condition's stage.assessment citing it, or the
+# same for a stage group listing it in hasMember. Linked to other Conditions only: not used. Linked
+# to none: not used, and listed (unlinked_stages) for the data-unavailable note.
+def _is_breast(condition: dict[str, Any], terminology: Terminology) -> bool:
+    code = as_dict(condition.get("code"))
+    return terminology.in_condition_set("breast_cancer", codings(code), concept_text(code))
+
+
+class _StageLinks:
+    """Every link a stage Observation may have to a Condition, gathered before the build reads one."""
+
+    def __init__(self, everything: list[dict[str, Any]], terminology: Terminology) -> None:
+        self.conditions: dict[str, dict[str, Any]] = {}
+        self.cited_by: dict[str, list[dict[str, Any]]] = {}
+        self.groups: dict[str, list[dict[str, Any]]] = {}
+        for resource in everything:
+            rtype = resource.get("resourceType")
+            if rtype == "Condition" and _is_current_condition(resource)[0]:
+                key = resource_key(resource)
+                if key:
+                    self.conditions[key] = resource
+                for stage in as_list(resource.get("stage")):
+                    for cited in as_list(as_dict(stage).get("assessment")):
+                        ctype, cid = reference_parts(cited)
+                        if ctype == "Observation" and cid:
+                            self.cited_by.setdefault("Observation/" + cid, []).append(resource)
+            elif (
+                rtype == "Observation"
+                and as_str(resource.get("status")) in VALID_OBSERVATION_STATUSES
+                and terminology.observation_kind(codings(resource.get("code"))) == "stage_group"
+            ):
+                for member in as_list(resource.get("hasMember")):
+                    mtype, mid = reference_parts(member)
+                    if mtype == "Observation" and mid:
+                        self.groups.setdefault("Observation/" + mid, []).append(resource)
+
+    def _direct(self, observation: dict[str, Any]) -> list[dict[str, Any]]:
+        linked = []
+        for focus in as_list(observation.get("focus")):
+            ftype, fid = reference_parts(focus)
+            if ftype == "#" and fid:
+                linked += [
+                    c
+                    for c in map(as_dict, as_list(observation.get("contained")))
+                    if c.get("resourceType") == "Condition"
+                    and c.get("id") == fid
+                    and _is_current_condition(c)[0]
+                ]
+            elif ftype == "Condition" and fid and "Condition/" + fid in self.conditions:
+                linked.append(self.conditions["Condition/" + fid])
+        key = resource_key(observation)
+        return linked + (self.cited_by.get(key, []) if key else [])
+
+    def staged(self, observation: dict[str, Any]) -> list[dict[str, Any]]:
+        """The usable Conditions the stage Observation stages, its stage groups' included."""
+        key = resource_key(observation)
+        linked = self._direct(observation)
+        for group in self.groups.get(key, []) if key else []:
+            linked += self._direct(group)
+        return linked
+
+
 def about_another_patient(resource: dict[str, Any], patient_id: str) -> bool:
     """True when subject or patient names a different Patient; resources naming none are kept."""
     for element in ("subject", "patient"):
@@ -590,6 +655,8 @@ def build(
     undated: dict[str, int] = {}  # deliberate change, 2026-12-01: undated results are counted
     her2_readings: list[tuple[datetime, Her2, str]] = []
     staged: list[datetime | None] = []
+    unlinked: list[tuple[str, datetime | None]] = []
+    links = _StageLinks(everything, terminology)
 
     for resource in everything:
         rtype = resource.get("resourceType")
@@ -608,7 +675,9 @@ def build(
                     )
                 )
                 for stage in as_list(resource.get("stage")):
-                    if _stage_is(as_dict(stage).get("summary"), None, "stage_iv", terminology):
+                    if _is_breast(resource, terminology) and _stage_is(
+                        as_dict(stage).get("summary"), None, "stage_iv", terminology
+                    ):
                         staged.append(None)
                         break
         elif rtype in {"MedicationRequest", "MedicationAdministration", "MedicationStatement"}:
@@ -638,7 +707,12 @@ def build(
                 if _stage_is(
                     resource.get("valueCodeableConcept"), resource.get("valueString"), value, terminology
                 ):
-                    staged.append(effective_time(resource)[0])
+                    linked = links.staged(resource)
+                    if any(_is_breast(c, terminology) for c in linked):
+                        staged.append(effective_time(resource)[0])
+                    elif not linked:
+                        name = "stage group IV" if kind == "stage_group" else "M1"
+                        unlinked.append((name, effective_time(resource)[0]))
             elif kind:
                 result = _observation_result(resource, kind)
                 if result:
@@ -677,6 +751,9 @@ def build(
         medications=medications,
         foreign_resources=foreign,
         undated_results=undated,
+        unlinked_stages=tuple(
+            sorted(unlinked, key=lambda u: (u[1] is None, u[1] or datetime.min.replace(tzinfo=UTC), u[0]))
+        ),
     )
 
 

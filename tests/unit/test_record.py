@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -432,6 +433,14 @@ def test_other_extensions_are_no_intent() -> None:
 # --- stage group IV / M1 as metastatic evidence (codes.md, Conditions) ------------------------------
 
 STAGED = datetime(2026, 10, 26, 9, tzinfo=UTC)
+
+
+def staged_breast(kind: str, value: object, when: datetime | None = STAGED, **kwargs: Any) -> list[dict]:
+    """A breast cancer and a stage Observation whose focus is that breast cancer (mCODE)."""
+    cancer = fb.breast_cancer()
+    return [cancer, fb.staging(kind, value, when, focus=cancer, **kwargs)]
+
+
 STAGE_IV = [
     fb.stage_value(fb.AJCC, "4", "Stage IV"),
     fb.stage_value(fb.AJCC, "IV", "IV"),
@@ -457,7 +466,7 @@ NOT_STAGE_IV = [
 @pytest.mark.parametrize("kind", ["clinical-stage", "pathological-stage"])
 @pytest.mark.parametrize("value", STAGE_IV)
 def test_stage_group_iv_is_metastatic_dated_by_its_effective_date(kind: str, value: object) -> None:
-    record = record_of([fb.breast_cancer(), fb.staging(kind, value, STAGED)])
+    record = record_of(staged_breast(kind, value))
     assert record.setting == "metastatic"
     assert record.metastatic_since == STAGED
 
@@ -465,7 +474,7 @@ def test_stage_group_iv_is_metastatic_dated_by_its_effective_date(kind: str, val
 @pytest.mark.parametrize("kind", ["clinical-stage", "pathological-stage"])
 @pytest.mark.parametrize("value", NOT_STAGE_IV)
 def test_stage_group_below_iv_is_not_metastatic(kind: str, value: object) -> None:
-    record = record_of([fb.breast_cancer(), fb.staging(kind, value, STAGED)])
+    record = record_of(staged_breast(kind, value))
     assert record.setting == "early"
     assert record.metastatic_since is None
 
@@ -502,7 +511,7 @@ def test_stage_group_below_iv_is_not_metastatic(kind: str, value: object) -> Non
     ],
 )
 def test_m1_is_metastatic_and_m0_is_not(kind: str, value: dict, metastatic: bool) -> None:
-    record = record_of([fb.breast_cancer(), fb.staging(kind, value, STAGED)])
+    record = record_of(staged_breast(kind, value))
     assert (record.setting, record.metastatic_since) == (
         ("metastatic", STAGED) if metastatic else ("early", None)
     )
@@ -510,34 +519,30 @@ def test_m1_is_metastatic_and_m0_is_not(kind: str, value: dict, metastatic: bool
 
 @pytest.mark.parametrize("status", ["preliminary", "entered-in-error", "cancelled", "registered"])
 def test_stage_iv_that_is_not_final_is_ignored(status: str) -> None:
-    stage = fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), STAGED, status=status)
-    assert record_of([fb.breast_cancer(), stage]).setting == "early"
+    history = staged_breast("clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), status=status)
+    assert record_of(history).setting == "early"
 
 
 def test_stage_iv_without_a_value_is_no_evidence() -> None:
-    stage = fb.staging("clinical-stage", {}, STAGED)
+    cancer, stage = staged_breast("clinical-stage", {})
     del stage["valueCodeableConcept"]
     stage["dataAbsentReason"] = {
         "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]
     }
-    assert record_of([fb.breast_cancer(), stage]).setting == "early"
+    assert record_of([cancer, stage]).setting == "early"
 
 
 def test_undated_stage_iv_is_metastatic_but_gives_no_date() -> None:
-    record = record_of(
-        [fb.breast_cancer(), fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "IV"), None)]
-    )
+    record = record_of(staged_breast("clinical-stage", fb.stage_value(fb.AJCC, "4", "IV"), None))
     assert (record.setting, record.metastatic_since) == ("metastatic", None)
 
 
 def test_the_earliest_metastatic_evidence_dates_the_disease() -> None:
     liver = fb.liver_metastases(onset=datetime(2026, 11, 2, tzinfo=UTC))
-    stage = fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cM1", "cM1"), STAGED)
-    assert record_of([fb.breast_cancer(), liver, stage]).metastatic_since == STAGED
+    staged = staged_breast("clinical-m", fb.stage_value(fb.AJCC, "cM1", "cM1"))
+    assert record_of([*staged, liver]).metastatic_since == STAGED
     earlier = fb.liver_metastases(onset=datetime(2025, 3, 14, tzinfo=UTC))
-    assert record_of([fb.breast_cancer(), earlier, stage]).metastatic_since == datetime(
-        2025, 3, 14, tzinfo=UTC
-    )
+    assert record_of([*staged, earlier]).metastatic_since == datetime(2025, 3, 14, tzinfo=UTC)
 
 
 def primary_cancer(onset: datetime, summary: dict) -> dict:
@@ -574,3 +579,136 @@ def test_stage_iv_on_a_refuted_condition_is_ignored() -> None:
     condition = primary_cancer(datetime(2023, 5, 2, tzinfo=UTC), {"text": "Stage IV"})
     condition["verificationStatus"]["coding"][0]["code"] = "refuted"
     assert record_of([condition]).setting == "unknown"
+
+
+# --- which cancer a stage stages -------------------------------------------------------------------
+#
+# A stage IV is metastatic *breast* cancer only when it stages the breast cancer. A KATHERINE
+# patient whose Hodgkin lymphoma was stage IV in 2003 was read as metastatic: the EBC tables gave
+# way to the laxer MBC ones and her 14-cycle adjuvant order drew fixed-duration-stop.
+
+STAGE_IV_VALUE = fb.stage_value(fb.AJCC, "4", "Stage IV")
+
+
+def test_another_cancers_condition_stage_iv_leaves_the_breast_cancer_early() -> None:
+    record = record_of([fb.breast_cancer(), fb.hodgkin_lymphoma(stage_iv=True)])
+    assert (record.setting, record.metastatic_since, record.unlinked_stages) == ("early", None, ())
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["Condition/{id}", "https://ehr.example.org/fhir/Condition/{id}", "Condition/{id}/_history/3"],
+)
+@pytest.mark.parametrize("kind", ["clinical-stage", "pathological-stage", "clinical-m", "pathological-m"])
+def test_another_cancers_focused_stage_iv_leaves_the_breast_cancer_early(kind: str, reference: str) -> None:
+    lymphoma = fb.hodgkin_lymphoma()
+    value = STAGE_IV_VALUE if kind.endswith("stage") else fb.stage_value(fb.AJCC, "cM1", "cM1")
+    stage = fb.staging(
+        kind, value, datetime(2003, 3, 1, tzinfo=UTC), focus=reference.format(id=lymphoma["id"])
+    )
+    record = record_of([fb.breast_cancer(), lymphoma, stage])
+    # Not unlinked either: it is the lymphoma's stage, nothing the clinician needs to be told.
+    assert (record.setting, record.metastatic_since, record.unlinked_stages) == ("early", None, ())
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "Condition/{id}",
+        "https://ehr.example.org/fhir/Condition/{id}",
+        "Condition/{id}/_history/2",
+        " Condition/{id} ",
+    ],
+)
+def test_breast_cancers_focused_stage_iv_is_metastatic(reference: str) -> None:
+    cancer = fb.breast_cancer()
+    stage = fb.staging("clinical-stage", STAGE_IV_VALUE, STAGED, focus=reference.format(id=cancer["id"]))
+    record = record_of([cancer, fb.hodgkin_lymphoma(), stage])
+    assert (record.setting, record.metastatic_since) == ("metastatic", STAGED)
+
+
+def test_a_stage_iv_focused_on_a_contained_breast_cancer_is_metastatic() -> None:
+    stage = fb.staging("pathological-stage", STAGE_IV_VALUE, STAGED, focus="#primary")
+    stage["contained"] = [{**fb.breast_cancer(), "id": "primary"}]
+    assert record_of([fb.breast_cancer(), stage]).setting == "metastatic"
+    stage["contained"] = [{**fb.hodgkin_lymphoma(), "id": "primary"}]
+    assert record_of([fb.breast_cancer(), stage]).setting == "early"
+
+
+def test_a_breast_cancer_treated_years_ago_and_restaged_iv_is_metastatic() -> None:
+    # A recurrence staged against the original primary, resolved since its adjuvant therapy.
+    cancer = fb.breast_cancer(onset=datetime(2016, 4, 1, tzinfo=UTC), clinical_status="resolved")
+    stage = fb.staging("clinical-stage", STAGE_IV_VALUE, STAGED, focus=cancer)
+    assert (record_of([cancer, stage]).setting, record_of([cancer, stage]).metastatic_since) == (
+        "metastatic",
+        STAGED,
+    )
+
+
+def test_a_stage_cited_by_a_conditions_stage_assessment_stages_that_condition() -> None:
+    stage = fb.staging("clinical-stage", STAGE_IV_VALUE, STAGED)
+    cited = {
+        "summary": {"text": "see assessment"},
+        "assessment": [{"reference": f"Observation/{stage['id']}"}],
+    }
+    breast = {**fb.breast_cancer(), "stage": [cited]}
+    record = record_of([breast, stage])
+    assert (record.setting, record.metastatic_since) == ("metastatic", STAGED)
+    lymphoma = {**fb.hodgkin_lymphoma(), "stage": [cited]}
+    record = record_of([fb.breast_cancer(), lymphoma, stage])
+    assert (record.setting, record.unlinked_stages) == ("early", ())
+
+
+def test_an_m1_stages_the_cancer_of_the_stage_group_listing_it() -> None:
+    # mCODE: the T, N and M categories are hasMember of the stage group, whose focus is the cancer.
+    m1 = fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cM1", "cM1"), STAGED)
+    for cancer, setting in ((fb.breast_cancer(), "metastatic"), (fb.hodgkin_lymphoma(), "early")):
+        group = fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "3C", "IIIC"), STAGED, focus=cancer)
+        group["hasMember"] = [{"reference": f"Observation/{m1['id']}"}]
+        record = record_of([fb.breast_cancer(), cancer, group, m1])
+        assert (record.setting, record.unlinked_stages) == (setting, ())
+
+
+def test_a_stage_iv_linked_to_both_is_the_breast_cancers() -> None:
+    cancer, lymphoma = fb.breast_cancer(), fb.hodgkin_lymphoma()
+    stage = fb.staging("clinical-stage", STAGE_IV_VALUE, STAGED, focus=lymphoma)
+    stage["focus"].append({"reference": f"Condition/{cancer['id']}"})
+    assert record_of([cancer, lymphoma, stage]).setting == "metastatic"
+
+
+@pytest.mark.parametrize(
+    "focus",
+    [
+        None,  # no focus at all, as many EHRs send it
+        "Condition/not-on-record",
+        "BodyStructure/tumour-1",
+        "#missing",
+        "urn:uuid:3a1f0b8e-5a4e-4a9b-9f7e-0c2d51b1e6d4",
+    ],
+)
+def test_an_unlinked_stage_iv_is_not_used_but_kept(focus: str | None) -> None:
+    stage = fb.staging("clinical-stage", STAGE_IV_VALUE, STAGED, focus=focus)
+    record = record_of([fb.breast_cancer(), stage])
+    assert (record.setting, record.metastatic_since) == ("early", None)
+    assert record.unlinked_stages == (("stage group IV", STAGED),)
+
+
+def test_a_stage_iv_focused_on_a_refuted_breast_cancer_is_unlinked() -> None:
+    refuted = fb.breast_cancer(verification="refuted")
+    stage = fb.staging("pathological-m", fb.stage_value(fb.AJCC, "pM1", "pM1"), None, focus=refuted)
+    record = record_of([fb.breast_cancer(), refuted, stage])
+    assert (record.setting, record.unlinked_stages) == ("early", (("M1", None),))
+
+
+def test_unlinked_stages_are_oldest_first_undated_last() -> None:
+    stages = [
+        fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cM1", "cM1"), None),
+        fb.staging("clinical-stage", STAGE_IV_VALUE, STAGED),
+        fb.staging("pathological-stage", STAGE_IV_VALUE, datetime(2025, 1, 7, tzinfo=UTC)),
+        fb.staging("pathological-stage", fb.stage_value(fb.AJCC, "3A", "IIIA"), STAGED),  # not IV
+    ]
+    assert record_of([fb.breast_cancer(), *stages]).unlinked_stages == (
+        ("stage group IV", datetime(2025, 1, 7, tzinfo=UTC)),
+        ("stage group IV", STAGED),
+        ("M1", None),
+    )

@@ -690,23 +690,74 @@ def edge_history() -> list[dict[str, Any]]:
             id="unresolved",
             medicationReference={"reference": "Medication/elsewhere", "display": "Herceptin"},
         ),
-        fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), end),
-        fb.staging("pathological-stage", fb.stage_value(fb.SNOMED, "1222837003", "AJCC stage IV"), start),
+        fb.staging(
+            "clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), end, focus="Condition/staged-iv"
+        ),
+        fb.staging("clinical-stage", fb.stage_value(fb.AJCC, "4", "Stage IV"), start),  # unlinked
+        fb.staging(
+            "pathological-stage",
+            fb.stage_value(fb.SNOMED, "1222837003", "AJCC stage IV"),
+            start,
+            focus=f"{fb.EHR_BASE}/Condition/staged-iiic/_history/2",
+        ),
         fb.staging(
             "pathological-stage", {**fb.stage_value(fb.SNOMED, "1222806003", "IIIC"), "text": "IV"}, end
         ),
         fb.staging(
-            "clinical-stage", {"coding": [{"system": "urn:local", "code": "x", "display": "Stage 4"}]}, end
+            "clinical-stage",
+            {"coding": [{"system": "urn:local", "code": "x", "display": "Stage 4"}]},
+            end,
+            focus="Condition/hodgkin",
         ),
-        fb.staging("clinical-stage", "  stage   IV ", None),
-        fb.staging("clinical-stage", {"text": "IVA"}, end),
-        fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cm1", "cM1"), when),
+        fb.staging("clinical-stage", "  stage   IV ", None),  # unlinked, undated
+        fb.staging("clinical-stage", {"text": "IVA"}, end, focus="Condition/staged-iv"),
+        _with(
+            fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cm1", "cM1"), when),
+            id="m-of-group",
+        ),
+        _with(
+            fb.staging("clinical-stage", {"text": "IIIC"}, when, focus="Condition/hodgkin-staged"),
+            id="group",
+            hasMember=[{"reference": "Observation/m-of-group"}, {"reference": "#x"}, "Observation/bare"],
+        ),
+        _with(
+            fb.staging("pathological-stage", {"text": "IIIC"}, when, status="preliminary"),
+            id="preliminary-group",
+            hasMember=[{"reference": "Observation/m-unlinked"}],
+        ),
+        _with(fb.staging("pathological-m", {"text": "M1"}, when), id="m-unlinked"),
+        _with(
+            fb.staging("pathological-m", {"text": "pM1"}, end, focus="#c"),
+            id="contained-focus",
+            contained=[{**fb.breast_cancer(), "id": "c"}, {"resourceType": "Condition", "id": "d"}, "x"],
+        ),
+        _with(
+            fb.staging("pathological-m", {"text": "pM1"}, end, focus="#d"),
+            id="contained-other",
+            contained=[{"resourceType": "Condition", "id": "d", "code": {"text": "lymphoma"}}],
+        ),
+        _with(
+            fb.staging("clinical-stage", {"text": "Stage IV"}, when),
+            id="cited",
+            focus=[{"reference": "BodyStructure/t1"}, {"display": "Hodgkin's"}, "Condition/refuted", 7],
+        ),
         fb.staging("pathological-m", fb.stage_value(fb.SNOMED, "1229901006", "AJCC cM0"), when),
         fb.staging("clinical-m", {"text": "cM0(i+)"}, when, status="preliminary"),
         _with(
             fb.breast_cancer(onset=start),
             id="staged-iv",
             stage=[{"summary": {"text": "Stage IV"}}, {"summary": fb.stage_value(fb.AJCC, "3A", "IIIA")}],
+        ),
+        _with(fb.hodgkin_lymphoma(stage_iv=True), id="hodgkin"),
+        _with(
+            fb.hodgkin_lymphoma(stage_iv=True),
+            id="hodgkin-staged",
+            stage=[{"summary": {"text": "IV"}, "assessment": [{"reference": "Observation/cited"}, "x"]}],
+        ),
+        _with(
+            fb.breast_cancer(),
+            id=None,
+            stage={"assessment": {"reference": "https://ehr.example.org/fhir/Observation/m-unlinked"}},
         ),
         _with(
             fb.breast_cancer(),

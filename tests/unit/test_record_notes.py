@@ -3,6 +3,8 @@ read instead, is said in the data-unavailable card (never passed over in silence
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from service.clinical import record, terminology
@@ -63,3 +65,53 @@ def test_a_misdated_newest_result_is_said_once_as_misdated() -> None:
     notes = _notes(misdated)
     assert [n for n in notes if "effective date that could not be read" in n]
     assert not [n for n in notes if n.startswith("The newest")]
+
+
+# --- a stage IV / M1 linked to no condition: not used for the setting, and said -------------------
+
+STAGE_IV = fb.stage_value(fb.AJCC, "4", "Stage IV")
+
+
+def _stage_notes(history: list[dict]) -> list[str]:
+    notes = record.notes_on(record.build("pat-1", history, terminology.default()))
+    return [n for n in notes if "stage IV / M1" in n]
+
+
+def test_an_unlinked_stage_iv_in_early_breast_cancer_is_said_with_its_date() -> None:
+    stage = fb.staging("clinical-stage", STAGE_IV, fb.ago(days=30))
+    [note] = _stage_notes(fb.katherine_history(fb.hodgkin_lymphoma(), stage))
+    assert note.startswith("1 stage IV / M1 result(s) (stage group IV on 2026-10-26) linked to no condition")
+    assert "were not used to decide the setting" in note
+    assert "the checks read the setting as early breast cancer" in note
+
+
+def test_unlinked_stages_without_a_date_are_said_too() -> None:
+    stages = [
+        fb.staging("clinical-m", fb.stage_value(fb.AJCC, "cM1", "cM1"), None),
+        fb.staging("pathological-stage", STAGE_IV, fb.ago(days=400)),
+    ]
+    [note] = _stage_notes(fb.katherine_history(*stages))
+    assert note.startswith("2 stage IV / M1 result(s) (stage group IV on 2025-10-21, M1 on an unknown date)")
+
+
+def test_another_cancers_stage_iv_is_not_said() -> None:
+    lymphoma = fb.hodgkin_lymphoma(stage_iv=True)
+    stage = fb.staging("clinical-stage", STAGE_IV, fb.ago(days=8000), focus=lymphoma)
+    assert _stage_notes(fb.katherine_history(lymphoma, stage)) == []
+
+
+def test_the_breast_cancers_own_stage_iv_is_not_said() -> None:
+    history = fb.katherine_history()
+    stage = fb.staging("clinical-stage", STAGE_IV, fb.ago(days=30), focus=history[0])
+    assert _stage_notes([*history, stage]) == []
+
+
+def test_an_unlinked_stage_iv_is_said_in_metastatic_disease_only_where_it_would_date_it_earlier() -> None:
+    # metastatic_history: liver metastases since 2025-03-14. A later or undated stage IV changes
+    # nothing; an earlier one would have moved the metastatic date (and with it the lines of therapy).
+    later = fb.staging("clinical-stage", STAGE_IV, fb.ago(days=30))
+    undated = fb.staging("clinical-stage", STAGE_IV, None)
+    assert [n for n in _notes(later, undated) if "stage IV / M1" in n] == []
+    earlier = fb.staging("clinical-stage", STAGE_IV, datetime(2024, 12, 2, tzinfo=UTC))
+    [note] = [n for n in _notes(later, earlier) if "stage IV / M1" in n]
+    assert "(stage group IV on 2024-12-02)" in note and "read the setting as metastatic" in note

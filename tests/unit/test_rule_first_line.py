@@ -136,10 +136,11 @@ STAGED_IV = datetime(2026, 10, 26, 9, tzinfo=UTC)
 
 def staged(value: dict, *extra: dict) -> list[dict]:
     """HER2-positive breast cancer with no metastasis on the problem list, clinically staged on
-    2026-10-26 (21908-9), normal labs and weight."""
+    2026-10-26 (21908-9, focus the breast cancer), normal labs and weight."""
+    cancer = fb.breast_cancer(onset=datetime(2023, 5, 2, tzinfo=UTC))
     return [
-        fb.breast_cancer(onset=datetime(2023, 5, 2, tzinfo=UTC)),
-        fb.staging("clinical-stage", value, STAGED_IV),
+        cancer,
+        fb.staging("clinical-stage", value, STAGED_IV, focus=cancer),
         fb.observation("weight", 70.0, fb.ago(days=2)),
         *fb.fresh_labs(),
         *extra,
@@ -167,3 +168,17 @@ def test_stage_iv_leaves_the_adjuvant_history_adjuvant() -> None:
     # Ended within 12 months of it: second line (Rec 5.0), silent.
     recent = adjuvant_ending(datetime(2026, 1, 15, tzinfo=UTC))
     assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), staged(STAGE_IV, recent)))
+
+
+def test_another_cancers_stage_iv_is_not_metastatic_breast_cancer() -> None:
+    # A Hodgkin lymphoma staged IV in 2003, in remission since 2004: no first line to warn about.
+    lymphoma = fb.hodgkin_lymphoma(stage_iv=True)
+    stage = fb.staging("clinical-stage", STAGE_IV, datetime(2003, 3, 1, tzinfo=UTC), focus=lymphoma)
+    history = [
+        fb.breast_cancer(onset=datetime(2025, 9, 15, tzinfo=UTC)),
+        lymphoma,
+        stage,
+        fb.observation("weight", 70.0, fb.ago(days=2)),
+        *fb.fresh_labs(),
+    ]
+    assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), history))

@@ -210,8 +210,9 @@ def test_palliative_intent_places_a_stopped_course_with_an_undated_metastasis(na
 
 
 def staged_history(value: dict) -> list[dict]:
-    stage = fb.staging("pathological-stage", value, fb.ago(days=30))
-    return [fb.breast_cancer(), stage, fb.observation("weight", 70.0, fb.ago(days=2)), *fb.fresh_labs()]
+    cancer = fb.breast_cancer()
+    stage = fb.staging("pathological-stage", value, fb.ago(days=30), focus=cancer)
+    return [cancer, stage, fb.observation("weight", 70.0, fb.ago(days=2)), *fb.fresh_labs()]
 
 
 def test_a_14_cycle_order_in_stage_iv_disease_has_a_planned_end() -> None:
@@ -223,4 +224,41 @@ def test_a_14_cycle_order_in_stage_iv_disease_has_a_planned_end() -> None:
 def test_a_14_cycle_order_in_stage_iii_disease_is_the_adjuvant_course() -> None:
     stage_iii = fb.stage_value(fb.SNOMED, "1222801008", "American Joint Committee on Cancer stage III")
     findings = on_order(fb.medication_request(count=14), staged_history(stage_iii))
+    assert "fixed-duration-stop" not in rule_ids(findings)
+
+
+# The KATHERINE course beside another cancer's stage IV: the planned end of the adjuvant course must
+# stay (advising to remove it would turn 14 cycles of adjuvant therapy into open-ended treatment).
+STAGE_IV = fb.stage_value(fb.AJCC, "4", "Stage IV")
+
+
+def lymphoma_staged_by_observation() -> list[dict]:
+    lymphoma = fb.hodgkin_lymphoma()
+    return [
+        lymphoma,
+        fb.staging("clinical-stage", STAGE_IV, datetime(2003, 3, 1, tzinfo=UTC), focus=lymphoma),
+    ]
+
+
+@pytest.mark.parametrize(
+    "other_cancer",
+    [[fb.hodgkin_lymphoma(stage_iv=True)], lymphoma_staged_by_observation()],
+    ids=["condition-stage-summary", "focused-observation"],
+)
+def test_the_adjuvant_14_cycles_stay_beside_another_cancers_stage_iv(other_cancer: list[dict]) -> None:
+    findings = on_order(fb.medication_request(count=14), fb.katherine_history(*other_cancer))
+    assert "fixed-duration-stop" not in rule_ids(findings)
+
+
+def test_the_breast_cancers_own_stage_iv_makes_a_14_cycle_order_a_planned_end() -> None:
+    history = fb.katherine_history()
+    stage = fb.staging("pathological-stage", STAGE_IV, fb.ago(days=30), focus=history[0])
+    finding = only(on_order(fb.medication_request(count=14), [*history, stage]), "fixed-duration-stop")
+    assert finding.facts["planned_end"]
+
+
+def test_an_unlinked_stage_iv_leaves_the_adjuvant_course_alone() -> None:
+    # It may be the lymphoma's or the breast cancer's: not used (the data-unavailable card says so).
+    stage = fb.staging("clinical-stage", STAGE_IV, fb.ago(days=30))
+    findings = on_order(fb.medication_request(count=14), fb.katherine_history(fb.hodgkin_lymphoma(), stage))
     assert "fixed-duration-stop" not in rule_ids(findings)

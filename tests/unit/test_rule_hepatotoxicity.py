@@ -520,3 +520,20 @@ def test_old_discontinue_level_before_any_tdm1_is_not_a_discontinuation() -> Non
     history = metastatic(*fresh_except("alt"), old("alt", 25, days=30))
     assert evaluate(context(history)) == []
     assert "liver-tests-missing" in rule_ids(on_order(fb.medication_request(), history))
+
+
+@pytest.mark.parametrize("linked", [True, False], ids=["lymphoma-focused", "unlinked"])
+def test_another_cancers_stage_iv_keeps_the_ebc_bilirubin_hold(linked: bool) -> None:
+    # KATHERINE patient, Hodgkin lymphoma stage IV in 2003: bilirubin 1.2 x ULN holds T-DM1 in EBC
+    # (an MBC reading would let it through: its table holds only above 1.5 x ULN).
+    lymphoma = fb.hodgkin_lymphoma(stage_iv=True)
+    stage = fb.staging(
+        "clinical-stage",
+        fb.stage_value(fb.AJCC, "4", "Stage IV"),
+        fb.ago(days=8000),
+        focus=lymphoma if linked else None,
+    )
+    history = fb.katherine_history(lymphoma, stage, bilirubin=1.2 * 1.2 * JUST_ABOVE)
+    finding = only(on_order(fb.medication_request(count=14), history), "hepatotoxicity")
+    assert finding.indicator == "critical"
+    assert finding.facts["setting"] == "early breast cancer (EBC table, unverified)"
