@@ -140,12 +140,114 @@ def standing_order_course(status: str, *extra: dict, end: object = None) -> list
     return [*metastatic(), order, *doses, *extra]
 
 
-@pytest.mark.parametrize("status", ["stopped", "completed"])
-def test_a_course_stopped_without_an_end_date_is_judged_as_stopped(status: str) -> None:
+def test_a_course_stopped_without_an_end_date_is_judged_as_stopped() -> None:
     # The order keeps its authored date; the doses after it were given under it, before the stop.
-    finding = only(on_patient_view(standing_order_course(status)), "fixed-duration-stop")
+    finding = only(on_patient_view(standing_order_course("stopped")), "fixed-duration-stop")
     assert finding.variant == "course-stopped"
     assert finding.facts == {"cycles": 6, "stopped": "no stop date recorded, last dose 2026-06-15"}
+
+
+def test_a_completed_standing_order_without_an_end_date_is_no_stop() -> None:
+    # MedicationRequest `completed` says the doses it implied were given, not that the course
+    # stopped: the course reads as ongoing, and the summary says the next dose is overdue.
+    findings = on_patient_view(standing_order_course("completed"))
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    assert only(findings, "treatment-summary").facts["status"] == "next dose overdue since 2026-07-06"
+
+
+def test_a_statement_completed_without_an_end_date_is_a_stop() -> None:
+    # MedicationStatement `completed` is "no longer being taken": the course stopped.
+    statement = fb.statement("tdm1", datetime(2026, 3, 2, 9, tzinfo=UTC), status="completed")
+    history = [h for h in standing_order_course("completed") if h["resourceType"] != "MedicationRequest"]
+    finding = only(on_patient_view([*history, statement]), "fixed-duration-stop")
+    assert finding.facts["stopped"] == "no stop date recorded, last dose 2026-06-15"
+
+
+def per_infusion_course(*extra: dict, last_status: str = "completed") -> list[dict]:
+    """Three cycles 21 days apart, the last 10 days ago (2026-11-15), each given under its own
+    MedicationRequest authored the day before and marked `completed` once given (the last one
+    `last_status`), no end date: how EHRs that write one order per infusion record a course."""
+    history = [*metastatic()]
+    for cycle in range(3):
+        given = fb.ago(days=10 + 21 * (2 - cycle))
+        status = last_status if cycle == 2 else "completed"
+        history += [
+            fb.medication_request(status=status, authored=given - timedelta(days=1)),
+            fb.administration("tdm1", given),
+        ]
+    return [*history, *extra]
+
+
+def test_per_infusion_completed_orders_are_an_ongoing_course() -> None:
+    findings = on_patient_view(per_infusion_course())
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    summary = only(findings, "treatment-summary")
+    assert summary.facts["cycles"] == 3
+    assert summary.facts["status"] == "next due 2026-12-06"
+    # labs from yesterday are outside the window before the 2026-12-06 dose; the LVEF is recent
+    assert summary.facts["due"] == "platelet count, ALT, AST and total bilirubin"
+
+
+def test_trastuzumab_during_per_infusion_completed_orders_is_a_swap() -> None:
+    draft = fb.medication_request("trastuzumab", dose=6)
+    finding = only(on_order(draft, per_infusion_course()), "product-mixup")
+    assert (finding.indicator, finding.variant) == ("critical", "swap-in-course")
+
+
+def test_the_newest_per_infusion_order_stopped_is_a_stop() -> None:
+    # `stopped` on the newest order: halted before all it implied was done, with nothing after it.
+    finding = only(on_patient_view(per_infusion_course(last_status="stopped")), "fixed-duration-stop")
+    assert finding.facts == {"cycles": 3, "stopped": "no stop date recorded, last dose 2026-11-15"}
+
+
+@pytest.mark.parametrize("replacement", ["active", "completed"])
+def test_a_stopped_standing_order_replaced_by_a_reduced_dose_goes_on(replacement: str) -> None:
+    # The 3.6 mg/kg standing order is stopped when a 3.0 mg/kg one replaces it (a dose reduction);
+    # doses go on under the new order up to 10 days ago.
+    first = fb.medication_request(status="stopped", authored=fb.ago(days=10 + 21 * 5))
+    reduced = fb.medication_request(status=replacement, dose=3.0, authored=fb.ago(days=10 + 21 * 2, hours=1))
+    doses = [
+        fb.administration("tdm1", fb.ago(days=10 + 21 * i), dose=3.6 if i > 2 else 3.0) for i in range(6)
+    ]
+    history = [*metastatic(), first, reduced, *doses]
+    findings = on_patient_view(history)
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    assert only(findings, "treatment-summary").facts["status"] == "next due 2026-12-06"
+    swap = only(on_order(fb.medication_request("trastuzumab", dose=6), history), "product-mixup")
+    assert swap.variant == "swap-in-course"
+
+
+@pytest.mark.parametrize("reason", ["266721009", "407563006", "105480006"])
+def test_a_stopped_order_without_an_end_and_with_a_stop_reason_is_silent(reason: str) -> None:
+    # progression, toxicity, patient choice (termination_reason in terminology.yaml)
+    history = standing_order_course("stopped")
+    order = next(h for h in history if h["resourceType"] == "MedicationRequest")
+    order["statusReason"] = {"coding": [{"system": fb.SNOMED, "code": reason}]}
+    findings = on_patient_view(history)
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    assert only(findings, "treatment-summary").facts["status"] == "stopped, no stop date recorded"
+
+
+def early_breast_cancer() -> list[dict]:
+    return [fb.breast_cancer(), *fb.fresh_labs(), fb.observation("weight", 70.0, fb.ago(days=2))]
+
+
+@pytest.mark.parametrize("status", ["completed", "stopped"])
+def test_early_breast_cancer_per_infusion_or_stopped_orders_are_never_judged(status: str) -> None:
+    # Early breast cancer: the 14-cycle course is legitimate, whichever way its orders end.
+    start = datetime(2025, 11, 3, 9, tzinfo=UTC)  # the 14th cycle on 2026-08-03
+    history = early_breast_cancer()
+    for cycle in range(14):
+        given = start + timedelta(days=21 * cycle)
+        order_status = status if cycle == 13 else "completed"
+        history += [
+            fb.medication_request(status=order_status, authored=given - timedelta(days=1)),
+            fb.administration("tdm1", given),
+        ]
+    findings = on_patient_view(history)
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    summary = only(findings, "treatment-summary")
+    assert summary.facts["cycles"] == 14 and summary.facts["setting"] == "early (adjuvant)"
 
 
 @pytest.mark.parametrize("end", ["not a date", "9999-12-31"])

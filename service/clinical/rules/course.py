@@ -11,7 +11,17 @@ from service.clinical.record import PatientRecord, TherapyEvent
 from service.clinical.terminology import TDM1, Terminology
 
 Placement = Literal["advanced", "early", "unknown"]
-STOPPED_STATUSES = frozenset({"stopped", "completed"})
+# The statuses by which an order or statement says the course stopped, per TherapyEvent.kind, read
+# as FHIR R4 defines them. MedicationRequest `stopped`: "actions implied by the prescription are to
+# be permanently halted, before all of them occurred", a real stop. MedicationRequest `completed`:
+# "all actions that are implied by the prescription have occurred": its doses were given, and no
+# more than that. EHRs that write one request per infusion mark each `completed` once it is given, so
+# the newest order of an ongoing course is a completed one. MedicationStatement `completed` is "the
+# medication is no longer being taken": a stop, like its `stopped`.
+STOPPING_STATUSES = {
+    "request": frozenset({"stopped"}),
+    "statement": frozenset({"stopped", "completed"}),
+}
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -93,20 +103,33 @@ def tdm1_course(record: PatientRecord, now: datetime) -> Course | None:
     stop_event, stopped_at, stop_dated = None, None, True
     orders = [e for e in events if e.kind in ("request", "statement") and e.start]
     latest_order = max(orders, key=lambda e: e.start) if orders else None  # type: ignore[arg-type, return-value]
+    # The newest order (by its start: boundsPeriod.start, else authoredOn) speaks for the course: a
+    # dose change or the next per-infusion order is a new request authored after the one it follows,
+    # so an older order's status (a standing order stopped when a reduced dose replaced it) says
+    # nothing about the course once a newer one exists.
+    #   - Newest stopping with no end (a request `stopped`, a statement stopped or completed): the
+    #     course stopped, no earlier than its last dose (undated, see below).
+    #   - Newest stopping or past its end, with an end: stopped at that end, unless a dose after it.
+    #   - Newest a request `completed` with no end (a per-infusion order given), or active, on hold,
+    #     unknown with no past end: nothing says the course stopped; it goes on, and the treatment
+    #     summary says when the next dose is due or that it is overdue.
     if latest_order:
         ended = latest_order.end and latest_order.end <= now
-        if latest_order.status in STOPPED_STATUSES and latest_order.end is None:
-            # A standing order set to stopped (or completed) keeps its authored date and gains no
-            # end: FHIR R4 has no element for when it was stopped. Its status is the order as it is
-            # now, so the doses given after that date were given under it, before the stop: the
-            # course stopped no earlier than its last dose. Dating the stop at the authored date
-            # would put those doses after it and read the course as ongoing ("next dose overdue"),
-            # hiding a metastatic course stopped with nothing to explain it.
+        stops = latest_order.status in STOPPING_STATUSES[latest_order.kind]
+        if stops and latest_order.end is None:
+            # A standing order set to stopped keeps its authored date and gains no end: FHIR R4 has
+            # no element for when it was stopped. Its status is the order as it is now, and it is
+            # the newest order, so every dose given after its date was given under it, before the
+            # stop: the course stopped no earlier than its last dose. A dose after the order's own
+            # doses would need a newer order to be given under, and that order is then the newest
+            # one (above). Dating the stop at the authored date would put those doses after it and
+            # read the course as ongoing ("next dose overdue"), hiding a metastatic course stopped
+            # with nothing to explain it.
             stop_event, stop_dated = latest_order, False
             stopped_at = latest_order.start
             if last_dose and last_dose.start and stopped_at and last_dose.start > stopped_at:
                 stopped_at = last_dose.start
-        elif latest_order.status in STOPPED_STATUSES or ended:
+        elif stops or ended:
             stop_event = latest_order
             stopped_at = latest_order.end or latest_order.start
     if stopped_at and last_dose and last_dose.start and last_dose.start > stopped_at:

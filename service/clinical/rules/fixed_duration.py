@@ -9,8 +9,10 @@ When  a T-DM1 order for a patient with metastatic disease carries a planned end
       (timing.repeat.count/countMax, boundsDuration, boundsRange, boundsPeriod.end, "× N cycles"),
 Then  warn and suggest the same order without the end.
 On patient-view:
-When  the metastatic T-DM1 course was stopped or completed, with no progression, toxicity or
-      documented stop reason since the course began, and no other HER2-directed therapy since,
+When  the metastatic T-DM1 course was stopped (course.tdm1_course: the newest order stopped or past
+      its end; a request `completed` without an end is a per-infusion order given, no stop), with
+      no progression, toxicity or documented stop reason since the course began, and no other
+      HER2-directed therapy since,
 Then  warn that T-DM1 may have been stopped after a fixed number of cycles.
 Never in early breast cancer.
 """
