@@ -158,6 +158,21 @@ def observation(
     return resource
 
 
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+
+
+def absent_observation(
+    kind: str, when: datetime, reason: str = "not-performed", **kwargs: Any
+) -> dict[str, Any]:
+    """An Observation of `kind` with no value and a dataAbsentReason (e.g. not-performed, masked), as
+    EHRs chart a vital sign or lab that was ordered but not obtained."""
+    resource = observation(kind, 0, when, **kwargs)
+    del resource["valueQuantity"]
+    resource.pop("referenceRange", None)
+    resource["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT, "code": reason}]}
+    return resource
+
+
 def platelet_count(
     thousands_per_ul: float,
     *,

@@ -14,7 +14,9 @@ What it derives:
 - labs, weight and LVEF with UCUM-normalised values and their ULN from referenceRange.high, each
   dated by effective[x] (when the sample was drawn), else by issued (when the lab released it).
 Entered-in-error, cancelled and preliminary results are dropped; results that are present but
-unreadable are kept with the reason, so a rule can say so instead of firing on them. Dated by
+unreadable are kept with the reason, so a rule can say so instead of firing on them. One that
+records no value was obtained (dataAbsentReason, Result.absent_reason) is kept as no measurement: it
+is neither read nor named as unreadable, and an older readable result stands. Dated by
 issued is readable only when the result has no effective[x] at all: one whose effective[x] is
 there but cannot be read (a garbled date, a Period with no readable bound, a Timing) is kept dated
 by issued, so a card can name it in its window, and unreadable ("effective date unreadable").
@@ -102,10 +104,19 @@ class Result:
     # Why referenceRange.high could not serve as the ULN (a unit not convertible to the value's):
     # the value stays readable, but it cannot be graded, and the rule says why.
     uln_problem: str = ""
+    # The dataAbsentReason of an Observation that records that no value was obtained (not performed,
+    # declined, ...). Such a result is no measurement at all: not a value, and not an unreadable one
+    # either, so it never stands as "the newest result" that an older readable one must not replace.
+    absent_reason: str = ""
 
     @property
     def readable(self) -> bool:
         return self.value is not None and not self.problem
+
+    @property
+    def measured(self) -> bool:
+        """False when the Observation records that there is no value (absent_reason)."""
+        return not self.absent_reason
 
     @property
     def times_uln(self) -> float | None:
@@ -197,7 +208,10 @@ class PatientRecord:
         return None
 
     def unreadable_in(self, kind: str, since: datetime, until: datetime) -> tuple[Result, ...]:
-        return tuple(r for r in self.results_of(kind) if since <= r.when <= until and not r.readable)
+        """Measurements in [since, until] whose value cannot be read (not those with no value)."""
+        return tuple(
+            r for r in self.results_of(kind) if since <= r.when <= until and not r.readable and r.measured
+        )
 
     def events(self, *families: str) -> tuple[TherapyEvent, ...]:
         return tuple(e for e in self.therapy if not families or e.family in families)
@@ -250,6 +264,7 @@ def _result(
     uln: float | None,
     problem: str,
     uln_problem: str = "",
+    absent_reason: str = "",
 ) -> Result:
     result = _new(Result)
     result.__dict__.update(
@@ -262,6 +277,7 @@ def _result(
             "uln": uln,
             "problem": problem,
             "uln_problem": uln_problem,
+            "absent_reason": absent_reason,
         }
     )
     return result
@@ -491,12 +507,39 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
     problem = f"{MISDATED}; issued {when.date().isoformat()}"
     if result.problem:
         problem = f"{result.problem}; {problem}"
-    return _result(kind, when, rid, result.value, result.unit, result.uln, problem, result.uln_problem)
+    return _result(
+        kind,
+        when,
+        rid,
+        result.value,
+        result.unit,
+        result.uln,
+        problem,
+        result.uln_problem,
+        result.absent_reason,
+    )
+
+
+# data-absent-reason codes (http://terminology.hl7.org/CodeSystem/data-absent-reason) by which a value
+# exists but is not given as a number: withheld (masked), in the narrative (as-text), or not a finite
+# number (an analyser's off-scale reading). Such an Observation is a measurement that cannot be read.
+# Every other reason (not-performed, not-asked, asked-declined, unknown, temp-unknown, error, ...)
+# says that no value was obtained: no measurement at all.
+DATA_ABSENT_SYSTEM = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+VALUE_WITHHELD_REASONS = frozenset(
+    {"masked", "as-text", "not-a-number", "negative-infinity", "positive-infinity"}
+)
+# The problem of a result whose Observation records that it has no value (Result.absent_reason).
+NOT_MEASURED = "not measured"
 
 
 def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> Result:
     """The result's value in the unit the rules compare, or why it cannot be read."""
     quantity = resource.get("valueQuantity")
+    if "dataAbsentReason" in resource:
+        absent = _data_absent(resource, kind, rid, when, quantity)
+        if absent is not None:
+            return absent
     if not isinstance(quantity, dict) or not quantity:
         return _result(kind, when, rid, None, "", None, "no numeric value")
     if kind == "platelets":
@@ -514,6 +557,31 @@ def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> 
     value, unit = measured
     uln, uln_problem = _uln(resource, kind, quantity)
     return _result(kind, when, rid, value, unit, uln, "", uln_problem)
+
+
+def _data_absent(
+    resource: dict[str, Any], kind: str, rid: str, when: datetime, quantity: Any
+) -> Result | None:
+    """The result of an Observation that gives a dataAbsentReason instead of a value; None when it
+    has a value after all (a quantity with a value, or another value[x]: read as any other)."""
+    reason = resource["dataAbsentReason"]
+    if not isinstance(reason, dict) or not reason:
+        return None  # not a CodeableConcept: no reason to read, so the missing value is unreadable
+    if isinstance(quantity, dict) and quantity.get("value") is not None:
+        return None
+    if any(
+        value is not None and name != "valueQuantity"
+        for name, value in resource.items()
+        if name.startswith(("value", "_value"))
+    ):
+        return None
+    pairs = codings(reason)
+    standard = [code for system, code in pairs if system in ("", DATA_ABSENT_SYSTEM)]
+    withheld = next((code for code in standard if code in VALUE_WITHHELD_REASONS), None)
+    if withheld:
+        return _result(kind, when, rid, None, "", None, f"no numeric value (data absent: {withheld})")
+    named = standard[0] if standard else (pairs[0][1] if pairs else concept_text(reason) or "no reason given")
+    return _result(kind, when, rid, None, "", None, f"{NOT_MEASURED} (data absent: {named})", "", named)
 
 
 def _value_problem(value: float | None, quantity: dict[str, Any]) -> str:
@@ -904,7 +972,8 @@ def notes_on(record: PatientRecord) -> list[str]:
             "and were not used."
         )
     for kind in sorted(record.results):
-        misdated = [r for r in record.results[kind] if MISDATED in r.problem]
+        # An Observation recording no value has nothing to check, whenever it was drawn.
+        misdated = [r for r in record.results[kind] if MISDATED in r.problem and r.measured]
         if misdated:
             newest = misdated[0]  # results are newest first
             notes.append(
@@ -954,7 +1023,8 @@ def _passed_over(kind: str, results: list[Result]) -> list[str]:
     the service cannot convert, said nothing. With no readable result at all, the missing-lab card
     already names the unreadable one.
     """
-    dated = [r for r in results if MISDATED not in r.problem]  # misdated ones are said above
+    # Misdated ones are said above; one recording no value (not performed) is no newer result.
+    dated = [r for r in results if MISDATED not in r.problem and r.measured]
     unread = []
     for result in dated:  # newest first
         if result.readable:

@@ -440,6 +440,9 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     rid = resource_key(resource) or ""
     if when is None:
         return None  # an undated result cannot be placed before or after a dose
+    absent = _absent_value(resource, kind, when, rid)
+    if absent is not None:
+        return absent
     quantity = as_dict(resource.get("valueQuantity"))
     if not quantity:
         return Result(kind=kind, when=when, resource_id=rid, problem="no numeric value")
@@ -464,6 +467,41 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     value, unit = measured
     uln, uln_problem = _uln(resource, kind, quantity)
     return Result(kind, when, rid, value, unit, uln=uln, uln_problem=uln_problem)
+
+
+# Deliberate change, 2026-12-01: an Observation with no value[x] (or a valueQuantity without a value)
+# and a dataAbsentReason (a CodeableConcept) records that no value was obtained: no measurement, kept
+# with its reason (absent_reason), never an unreadable newest result. Except for the reasons saying
+# that a value exists but is withheld, in the narrative, or not a finite number: unreadable.
+_WITHHELD = ("masked", "as-text", "not-a-number", "negative-infinity", "positive-infinity")
+
+
+def _absent_value(resource: dict[str, Any], kind: str, when: datetime, rid: str) -> Result | None:
+    reason = resource.get("dataAbsentReason")
+    if not isinstance(reason, dict) or not reason:
+        return None
+    for name, value in resource.items():
+        if name == "valueQuantity":
+            if as_dict(value).get("value") is not None:
+                return None
+        elif (name.startswith("value") or name.startswith("_value")) and value is not None:
+            return None
+    coded = codings(reason)
+    hl7 = [
+        code
+        for system, code in coded
+        if system in ("", "http://terminology.hl7.org/CodeSystem/data-absent-reason")
+    ]
+    for code in hl7:
+        if code in _WITHHELD:
+            return Result(kind, when, rid, problem=f"no numeric value (data absent: {code})")
+    if hl7:
+        named = hl7[0]
+    elif coded:
+        named = coded[0][1]
+    else:
+        named = concept_text(reason) or "no reason given"
+    return Result(kind, when, rid, problem=f"not measured (data absent: {named})", absent_reason=named)
 
 
 # Deliberate change since the original: a quantity without a numeric value says so, where it used to

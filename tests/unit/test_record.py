@@ -105,6 +105,57 @@ def test_unreadable_weight_says_what_is_wrong(quantity: dict, problem: str) -> N
     assert (result.readable, result.problem) == (False, problem)
 
 
+@pytest.mark.parametrize("kind", ["weight", "platelets", "alt", "lvef"])
+def test_no_value_with_a_data_absent_reason_is_no_measurement(kind: str) -> None:
+    record = record_of([fb.absent_observation(kind, fb.ago(days=1), "not-performed")])
+    (result,) = record.results_of(kind)
+    assert (result.measured, result.readable, result.absent_reason) == (False, False, "not-performed")
+    assert result.problem == "not measured (data absent: not-performed)"
+    # neither a value nor a measurement that could not be read
+    assert record.latest(kind) is None
+    assert record.unreadable_in(kind, fb.ago(days=3), fb.NOW) == ()
+
+
+@pytest.mark.parametrize(
+    ("reason", "named"),
+    [
+        ({"coding": [{"code": "asked-declined"}]}, "asked-declined"),  # no system: the HL7 code
+        ({"coding": [{"system": "urn:local", "code": "NP"}]}, "NP"),
+        ({"text": "patient in wheelchair"}, "patient in wheelchair"),
+        ({"coding": []}, "no reason given"),
+    ],
+)
+def test_the_data_absent_reason_is_named_as_given(reason: dict, named: str) -> None:
+    weight = fb.absent_observation("weight", fb.ago(days=1))
+    weight["dataAbsentReason"] = reason
+    (result,) = record_of([weight]).results_of("weight")
+    assert (result.measured, result.absent_reason) == (False, named)
+
+
+@pytest.mark.parametrize("reason", ["masked", "as-text", "not-a-number", "positive-infinity"])
+def test_a_value_withheld_or_not_a_number_is_a_measurement_that_cannot_be_read(reason: str) -> None:
+    record = record_of([fb.absent_observation("platelets", fb.ago(days=1), reason)])
+    (result,) = record.unreadable_in("platelets", fb.ago(days=3), fb.NOW)
+    assert (result.measured, result.problem) == (True, f"no numeric value (data absent: {reason})")
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"valueQuantity": {"value": 70, "unit": "kg", "code": "kg"}}, ""),  # obs-6 broken: the value is read
+        ({"valueQuantity": {"value": "70", "unit": "kg"}}, "no numeric value"),
+        ({"valueString": "70 kg"}, "no numeric value"),
+        ({"dataAbsentReason": "not-performed"}, "no numeric value"),  # not a CodeableConcept
+    ],
+)
+def test_a_data_absent_reason_beside_a_value_or_unreadable_stays_a_measurement(
+    changes: dict, problem: str
+) -> None:
+    weight = {**fb.absent_observation("weight", fb.ago(days=1)), **changes}
+    (result,) = record_of([weight]).results_of("weight")
+    assert (result.measured, result.problem) == (True, problem)
+
+
 def test_unknown_platelet_unit_is_unreadable_not_guessed() -> None:
     record = record_of([fb.observation("platelets", 150, fb.ago(days=1), unit="cells/hpf")])
     assert record.latest("platelets") is None

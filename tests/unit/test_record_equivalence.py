@@ -632,6 +632,25 @@ def edge_history() -> list[dict[str, Any]]:
             fb.observation("weight", 110, when), id="pounds", valueQuantity={"value": 110, "unit": "pounds"}
         ),
         _with(alt, id="alt-no-value", valueQuantity={"unit": "U/L", "code": "U/L"}),
+        fb.absent_observation("weight", when),
+        _with(fb.absent_observation("weight", when), id="absent-unit-only", valueQuantity={"unit": "kg"}),
+        _with(
+            fb.absent_observation("weight", when),
+            id="absent-but-valued",
+            valueQuantity={"value": 70, "unit": "kg"},
+        ),
+        _with(fb.absent_observation("alt", when), id="absent-but-string", valueString="pending"),
+        _with(
+            fb.absent_observation("alt", when), id="absent-not-a-concept", dataAbsentReason="not-performed"
+        ),
+        _with(fb.absent_observation("alt", when), id="absent-misdated", effectiveDateTime="someday"),
+        fb.absent_observation("platelets", when, "masked"),
+        _with(
+            fb.absent_observation("lvef", when),
+            id="absent-local",
+            dataAbsentReason={"coding": [{"system": "urn:local", "code": "NP"}, {"code": "as-text"}]},
+        ),
+        _with(fb.absent_observation("lvef", when), id="absent-text", dataAbsentReason={"text": "declined"}),
         fb.observation("lvef", 0.55, when, unit="1"),
         fb.observation("ast", 50, when, status="preliminary"),
         her2,

@@ -115,3 +115,20 @@ def test_an_unlinked_stage_iv_is_said_in_metastatic_disease_only_where_it_would_
     earlier = fb.staging("clinical-stage", STAGE_IV, datetime(2024, 12, 2, tzinfo=UTC))
     [note] = [n for n in _notes(later, earlier) if "stage IV / M1" in n]
     assert "(stage group IV on 2024-12-02)" in note and "read the setting as metastatic" in note
+
+
+@pytest.mark.parametrize("kind", ["platelets", "alt", "lvef"])
+def test_a_newer_result_recorded_as_not_measured_is_not_said(kind: str) -> None:
+    # Nothing was measured: the older readable result is the newest there is.
+    assert _notes(fb.absent_observation(kind, fb.ago(hours=3))) == []
+
+
+def test_a_not_measured_result_with_an_unreadable_date_is_not_said() -> None:
+    absent = fb.absent_observation("platelets", fb.ago(hours=3))
+    absent["effectiveDateTime"] = "someday"
+    assert _notes(absent) == []
+
+
+def test_a_withheld_newer_result_is_said() -> None:
+    [note] = _notes(fb.absent_observation("platelets", fb.ago(hours=3), "masked"))
+    assert note.startswith("The newest platelet count (2026-11-25) could not be read (no numeric value")

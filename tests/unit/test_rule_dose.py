@@ -171,6 +171,39 @@ def test_unreadable_newest_weight_is_not_replaced_by_an_older_one(newest: dict, 
     assert [f.rule_id for f in all_rules([order], history) if f.rule_id.startswith("dose")] == ["dose-check"]
 
 
+@pytest.mark.parametrize("reason", ["not-performed", "asked-declined", "unknown", "error"])
+def test_a_weight_recorded_as_not_measured_leaves_the_older_weight_in_force(reason: str) -> None:
+    # Nobody weighed the patient yesterday: 500 mg is 7.1 mg/kg for the 70 kg of 5 days ago.
+    history = [*metastatic(weight=70, weight_days=5), fb.absent_observation("weight", fb.ago(days=1), reason)]
+    finding = one(evaluate(RULE, draft(dose=500, unit="mg"), history))
+    assert (finding.indicator, finding.variant) == ("critical", "above-maximum")
+    assert finding.facts["mg_per_kg"] == "7.14"
+
+
+def test_a_weight_with_a_unit_but_no_value_and_a_data_absent_reason_is_not_measured() -> None:
+    absent = fb.absent_observation("weight", fb.ago(days=1))
+    absent["valueQuantity"] = {"unit": "kg", "system": fb.UCUM, "code": "kg"}
+    history = [*metastatic(weight=70, weight_days=5), absent]
+    assert one(evaluate(RULE, draft(dose=500, unit="mg"), history)).variant == "above-maximum"
+
+
+@pytest.mark.parametrize("reason", ["masked", "as-text"])
+def test_a_withheld_weight_is_still_an_unreadable_newest_weight(reason: str) -> None:
+    # The value exists (hidden, or in the narrative): it may differ from the older one.
+    history = [*metastatic(weight=70, weight_days=5), fb.absent_observation("weight", fb.ago(days=1), reason)]
+    finding = one(evaluate(RULE, draft(dose=500, unit="mg"), history))
+    assert (finding.indicator, finding.variant) == ("warning", "weight-unreadable")
+    assert finding.facts["unreadable_weight"].endswith(f"no numeric value (data absent: {reason})")
+
+
+@pytest.mark.parametrize("status", ["cancelled", "entered-in-error"])
+def test_a_cancelled_or_mistaken_newest_weight_is_ignored(status: str) -> None:
+    mistaken = fb.observation("weight", 50, fb.ago(days=1), status=status)
+    absent = fb.absent_observation("weight", fb.ago(days=1), status=status)
+    history = [*metastatic(weight=70, weight_days=5), mistaken, absent]
+    assert evaluate(RULE, draft(dose=252, unit="mg"), history) == []  # 3.6 mg/kg at 70 kg
+
+
 @pytest.mark.parametrize(
     ("value", "unit"), [(70.0, "kg"), (70_000, "g"), (154.32, "[lb_av]"), (154.32, "lb"), (154.32, "lbs")]
 )

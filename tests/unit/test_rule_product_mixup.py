@@ -159,6 +159,13 @@ def test_lookalike_mg_order_behind_an_unreadable_newest_weight_says_so() -> None
     assert "no body weight was recorded" not in note
 
 
+def test_a_weight_recorded_as_not_measured_does_not_hide_a_tdxd_dose() -> None:
+    # 378 mg is 5.4 mg/kg for the 70 kg of 5 days ago; yesterday's weight was not taken.
+    history = [*metastatic(weight_days=5), fb.absent_observation("weight", fb.ago(days=1))]
+    finding = one(evaluate(RULE, draft(dose=378, unit="mg"), history))
+    assert finding.indicator == "critical" and finding.facts["matches"].startswith("T-DXd")
+
+
 def test_tdm1_mg_order_without_weight_leaves_the_saying_to_dose_check() -> None:
     ctx = context(draft(dose=378, unit="mg"), metastatic(weight=None))
     assert RULE.evaluate(ctx) == [] and ctx.notes == []

@@ -145,10 +145,12 @@ def unreadable_newest_weight(record: PatientRecord, at: datetime) -> Result | No
     record.latest() passes over it to an older readable weight, and an older weight must not stand
     in for it: yesterday's 110 in a unit we cannot read may be 20 kg less than last month's 70 kg.
     A weight whose effective date cannot be read is left out: it cannot be placed as the newest,
-    and the data-unavailable note (record.notes_on) names it already.
+    and the data-unavailable note (record.notes_on) names it already. So is an Observation that
+    records no value (dataAbsentReason: not performed, ...): nobody weighed the patient that day, so
+    there is no newer weight than the older readable one, which stands.
     """
     for result in record.results_of("weight"):  # newest first
-        if result.when > at or MISDATED in result.problem:
+        if result.when > at or MISDATED in result.problem or not result.measured:
             continue
         return None if result.readable else result
     return None
