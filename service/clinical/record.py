@@ -85,7 +85,7 @@ class Dose:
     def mg_per_kg(self, weight_kg: float | None) -> float | None:
         if self.unit == "mg/kg":
             return self.value
-        if weight_kg:
+        if weight_kg is not None and weight_kg > 0:  # no weight is 0 kg or less: never divided by
             return self.value / weight_kg
         return None
 
@@ -544,17 +544,20 @@ def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> 
         return _result(kind, when, rid, None, "", None, "no numeric value")
     if kind == "platelets":
         value = units.platelets_per_mm3(quantity)
-        return _result(kind, when, rid, value, "/mm3", None, _value_problem(value, quantity))
+        return _in_range(kind, when, rid, value, "/mm3", quantity)
     if kind == "weight":
         value = units.weight_kg(quantity)
-        return _result(kind, when, rid, value, "kg", None, _value_problem(value, quantity))
+        return _in_range(kind, when, rid, value, "kg", quantity)
     if kind == "lvef":
         value = units.percent(quantity)
-        return _result(kind, when, rid, value, "%", None, _value_problem(value, quantity))
+        return _in_range(kind, when, rid, value, "%", quantity)
     measured = units.comparable(kind, quantity)
     if measured is None:
         return _result(kind, when, rid, None, "", None, _value_problem(None, quantity))
     value, unit = measured
+    impossible = _impossible(kind, value, unit)
+    if impossible:
+        return _result(kind, when, rid, None, "", None, impossible)
     uln, uln_problem = _uln(resource, kind, quantity)
     return _result(kind, when, rid, value, unit, uln, "", uln_problem)
 
@@ -582,6 +585,35 @@ def _data_absent(
         return _result(kind, when, rid, None, "", None, f"no numeric value (data absent: {withheld})")
     named = standard[0] if standard else (pairs[0][1] if pairs else concept_text(reason) or "no reason given")
     return _result(kind, when, rid, None, "", None, f"{NOT_MEASURED} (data absent: {named})", "", named)
+
+
+def _in_range(
+    kind: str, when: datetime, rid: str, value: float | None, unit: str, quantity: dict[str, Any]
+) -> Result:
+    if value is None:
+        return _result(kind, when, rid, None, unit, None, _value_problem(value, quantity))
+    impossible = _impossible(kind, value, unit)
+    if impossible:
+        return _result(kind, when, rid, None, unit, None, impossible)
+    return _result(kind, when, rid, value, unit, None, "")
+
+
+def _impossible(kind: str, value: float, unit: str) -> str:
+    """Why a value, in the unit the rules read, cannot be a measurement of its kind; "" when it can.
+
+    A 0 kg weight is a data-entry error that a dose in mg would be divided by (a 500 error before
+    this), a negative one would give a negative mg/kg dose, a negative platelet count would grade as
+    Grade 4, an LVEF above 100 % as normal. Such a value is unreadable, named, never used: the value
+    is not kept, so nothing can divide or grade by it. A count or level of 0 can be measured (below
+    detection) and stays readable.
+    """
+    if kind == "weight":
+        return "" if value > 0 else f"{value:g} kg is not a body weight"
+    if kind == "lvef":
+        return "" if 0 <= value <= 100 else f"{value:g} % is not an LVEF (0 to 100 %)"
+    if kind == "platelets":
+        return "" if value >= 0 else f"{value:,.0f}/mm3 is not a platelet count"
+    return "" if value >= 0 else f"{value:g} {unit} is below 0"
 
 
 def _value_problem(value: float | None, quantity: dict[str, Any]) -> str:
@@ -613,13 +645,18 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple
         if measured and measured[0] > 0:
             return measured[0], ""
         # A ULN in a unit we cannot convert must not be divided as if it were in the value's unit
-        # (0.58 ukat/L read as 0.58 U/L made ALT 100 U/L "172 x ULN"): named, never graded.
+        # (0.58 ukat/L read as 0.58 U/L made ALT 100 U/L "172 x ULN"): named, never graded. Nor
+        # can a ULN of 0 or less be divided by: named too, rather than read as no ULN at all.
         value = as_number(high.get("value"))
-        if measured is None and value is not None and not problem:
+        if value is not None and not problem:
             unit = as_str(high.get("code")) or as_str(high.get("unit"))
             stated = f"{value:g} {unit!r}" if unit else f"{value:g} with no readable unit"
-            target = units.liver_unit(kind)
-            problem = f"its ULN (referenceRange.high {stated}) cannot be converted to {target}"
+            if measured is None:
+                problem = (
+                    f"its ULN (referenceRange.high {stated}) cannot be converted to {units.liver_unit(kind)}"
+                )
+            else:
+                problem = f"its ULN (referenceRange.high {stated}) is not above 0"
     return None, problem
 
 

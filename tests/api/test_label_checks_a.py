@@ -88,6 +88,21 @@ def test_dose_above_maximum_is_critical_with_the_corrected_order(
     assert action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 252
 
 
+def test_a_weight_of_zero_kg_answers_with_a_card_naming_it(client: FlaskClient, frozen_now: datetime) -> None:
+    # Was HTTP 500: an mg order's dose was divided by the 0 kg weight.
+    history = [r for r in fb.metastatic_history() if r.get("code", {}).get("text") != "Body weight"]
+    zero = fb.observation("weight", 0, fb.ago(days=1))
+    for hook, url in (("order-sign", SIGN), ("order-select", SELECT)):
+        request = fb.hook_request(
+            hook, drafts=[fb.medication_request(dose=252, unit="mg", rid="k-0")], history=[*history, zero]
+        )
+        dose = card(cards_of(client, url, request), "dose-check")
+        assert_spec_shape(dose)
+        assert dose["indicator"] == "warning"
+        assert "the newest body weight (2026-11-24) could not be read" in dose["summary"]
+        assert "0 kg is not a body weight" in dose["detail"]
+
+
 def test_tdxd_selected_at_a_tdm1_dose_is_a_critical_mixup(client: FlaskClient, frozen_now: datetime) -> None:
     request = fb.hook_request(
         "order-select",

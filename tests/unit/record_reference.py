@@ -446,18 +446,26 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     quantity = as_dict(resource.get("valueQuantity"))
     if not quantity:
         return Result(kind=kind, when=when, resource_id=rid, problem="no numeric value")
+    # Deliberate change, 2026-12-01: a value that cannot be a measurement of its kind (a weight of
+    # 0 kg or less, an LVEF outside 0-100 %, a negative count or level) is unreadable, not kept.
     if kind == "platelets":
         value = platelets_per_mm3(quantity)
+        if value is not None and value < 0:
+            return Result(kind, when, rid, None, "/mm3", problem=f"{value:,.0f}/mm3 is not a platelet count")
         return Result(
             kind, when, rid, value, "/mm3", problem="" if value is not None else _quantity_problem(quantity)
         )
     if kind == "weight":
         value = weight_kg(quantity)
+        if value is not None and value <= 0:
+            return Result(kind, when, rid, None, "kg", problem=f"{value:g} kg is not a body weight")
         return Result(
             kind, when, rid, value, "kg", problem="" if value is not None else _quantity_problem(quantity)
         )
     if kind == "lvef":
         value = percent(quantity)
+        if value is not None and (value < 0 or value > 100):
+            return Result(kind, when, rid, None, "%", problem=f"{value:g} % is not an LVEF (0 to 100 %)")
         return Result(
             kind, when, rid, value, "%", problem="" if value is not None else _quantity_problem(quantity)
         )
@@ -465,6 +473,8 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
     if measured is None:
         return Result(kind=kind, when=when, resource_id=rid, problem=_quantity_problem(quantity))
     value, unit = measured
+    if value < 0:
+        return Result(kind=kind, when=when, resource_id=rid, problem=f"{value:g} {unit} is below 0")
     uln, uln_problem = _uln(resource, kind, quantity)
     return Result(kind, when, rid, value, unit, uln=uln, uln_problem=uln_problem)
 
@@ -532,11 +542,13 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple
         measured = comparable(kind, high)
         if measured and measured[0] > 0:
             return measured[0], ""
+        unit = as_str(high.get("code")) or as_str(high.get("unit"))
+        stated = f"{value:g} {unit!r}" if unit else f"{value:g} with no readable unit"
         if measured is None:
-            unit = as_str(high.get("code")) or as_str(high.get("unit"))
-            stated = f"{value:g} {unit!r}" if unit else f"{value:g} with no readable unit"
             target = "mg/dL" if kind == "bilirubin" else "U/L"
             unconvertible.append(f"its ULN (referenceRange.high {stated}) cannot be converted to {target}")
+        else:  # deliberate change, 2026-12-01: a ULN of 0 or less is named, not taken for none
+            unconvertible.append(f"its ULN (referenceRange.high {stated}) is not above 0")
     return None, unconvertible[0] if unconvertible else ""
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from service.clinical import terminology
-from service.clinical.record import build
+from service.clinical.record import Dose, build
 from tests import fhir_builders as fb
 
 TERMS = terminology.default()
@@ -154,6 +154,64 @@ def test_a_data_absent_reason_beside_a_value_or_unreadable_stays_a_measurement(
     weight = {**fb.absent_observation("weight", fb.ago(days=1)), **changes}
     (result,) = record_of([weight]).results_of("weight")
     assert (result.measured, result.problem) == (True, problem)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "unit", "problem"),
+    [
+        ("weight", 0, "kg", "0 kg is not a body weight"),
+        ("weight", -70, "kg", "-70 kg is not a body weight"),
+        ("weight", -154.32, "[lb_av]", "-69.9984 kg is not a body weight"),
+        ("weight", 0, "g", "0 kg is not a body weight"),
+        ("platelets", -5, "10*3/uL", "-5,000/mm3 is not a platelet count"),
+        ("lvef", -5, "%", "-5 % is not an LVEF (0 to 100 %)"),
+        ("lvef", 100.5, "%", "100.5 % is not an LVEF (0 to 100 %)"),
+        ("lvef", 550, "%", "550 % is not an LVEF (0 to 100 %)"),
+        ("alt", -3, "U/L", "-3 U/L is below 0"),
+        ("bilirubin", -1.71, "umol/L", "-0.1 mg/dL is below 0"),
+    ],
+)
+def test_a_value_no_measurement_can_have_is_unreadable_and_not_kept(
+    kind: str, value: float, unit: str, problem: str
+) -> None:
+    record = record_of([fb.observation(kind, value, fb.ago(days=1), unit=unit)])
+    (result,) = record.results_of(kind)
+    assert (result.readable, result.value, result.problem) == (False, None, problem)
+    assert record.latest(kind) is None
+    assert record.unreadable_in(kind, fb.ago(days=3), fb.NOW) == (result,)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "unit"),
+    [
+        ("platelets", 0, "10*3/uL"),
+        ("lvef", 0, "%"),
+        ("lvef", 100, "%"),
+        ("alt", 0, "U/L"),
+        ("weight", 0.5, "kg"),
+    ],
+)
+def test_the_edges_of_what_can_be_measured_are_read(kind: str, value: float, unit: str) -> None:
+    (result,) = record_of([fb.observation(kind, value, fb.ago(days=1), unit=unit)]).results_of(kind)
+    assert result.readable
+
+
+@pytest.mark.parametrize("high", [0, -40])
+def test_a_uln_of_zero_or_less_is_named_and_never_divided_by(high: float) -> None:
+    (result,) = record_of([fb.observation("alt", 200, fb.ago(days=1), uln=high)]).results_of("alt")
+    assert (result.readable, result.uln, result.times_uln) == (True, None, None)
+    assert result.uln_problem == f"its ULN (referenceRange.high {high:g} 'U/L') is not above 0"
+
+
+def test_a_uln_of_zero_before_a_usable_one_is_passed_over() -> None:
+    alt = fb.observation("alt", 80, fb.ago(days=1))
+    alt["referenceRange"] = [{"high": {"value": 0, "code": "U/L"}}, {"high": {"value": 40, "code": "U/L"}}]
+    (result,) = record_of([alt]).results_of("alt")
+    assert (result.uln, result.uln_problem, result.times_uln) == (40, "", 2.0)
+
+
+def test_a_dose_in_mg_is_never_divided_by_a_weight_of_zero_or_less() -> None:
+    assert [Dose(252, "mg").mg_per_kg(w) for w in (0, -70, None, 70)] == [None, None, None, 3.6]
 
 
 def test_unknown_platelet_unit_is_unreadable_not_guessed() -> None:

@@ -171,6 +171,27 @@ def test_unreadable_newest_weight_is_not_replaced_by_an_older_one(newest: dict, 
     assert [f.rule_id for f in all_rules([order], history) if f.rule_id.startswith("dose")] == ["dose-check"]
 
 
+@pytest.mark.parametrize(
+    ("value", "why"), [(0, "0 kg is not a body weight"), (-70, "-70 kg is not a body weight")]
+)
+def test_a_weight_of_zero_or_less_is_an_unreadable_newest_weight(value: float, why: str) -> None:
+    # Was a ZeroDivisionError (HTTP 500) for 0 kg, and -3.6 mg/kg "below the lowest level" for -70.
+    history = [*metastatic(weight=70, weight_days=25), _weight(value, 1)]
+    finding = one(evaluate(RULE, draft(dose=252, unit="mg"), history))
+    assert (finding.indicator, finding.variant) == ("warning", "weight-unreadable")
+    assert finding.facts["unreadable_weight"] == f"2026-11-24 (1 days before the dose): {why}"
+
+
+def test_a_past_mg_dose_weighed_at_zero_kg_is_not_converted() -> None:
+    # Re-escalation reads past doses in mg/kg: a 0 kg weight of their day gives no mg/kg, not a 500.
+    history = [
+        *metastatic(weight=None),
+        _weight(0, 22),
+        fb.administration("tdm1", fb.ago(days=21), dose=150, unit="mg"),
+    ]
+    assert [f.rule_id for f in all_rules([draft(dose=3.6)], history) if f.rule_id == "dose-check"] == []
+
+
 @pytest.mark.parametrize("reason", ["not-performed", "asked-declined", "unknown", "error"])
 def test_a_weight_recorded_as_not_measured_leaves_the_older_weight_in_force(reason: str) -> None:
     # Nobody weighed the patient yesterday: 500 mg is 7.1 mg/kg for the 70 kg of 5 days ago.

@@ -174,7 +174,9 @@ def _ordered_dose(ctx: RuleContext) -> OrderedDose:
     unreadable = unreadable_newest_weight(ctx.record, ctx.at)
     if unreadable is not None:
         return OrderedDose(dose, None, None, newest, "weight-unreadable", unreadable)
-    if fresh is None or fresh.value is None:
+    # record.build never gives a readable weight of 0 kg or less (it is unreadable there, and named
+    # above); checked again where it is divided by, since a 500 is no answer at all.
+    if fresh is None or fresh.value is None or fresh.value <= 0:
         return OrderedDose(dose, None, None, newest, "weight-stale" if newest else "weight-missing")
     return OrderedDose(dose, dose.value / fresh.value, fresh, newest, "")
 
@@ -187,7 +189,7 @@ def event_mg_per_kg(event: TherapyEvent, record: PatientRecord, stale_after: tim
         return event.dose.value
     # The weight of the day counts even if charted a little after the infusion started.
     weight = record.latest("weight", since=event.start - stale_after, until=event.start + timedelta(days=1))
-    return event.dose.value / weight.value if weight and weight.value else None
+    return event.dose.value / weight.value if weight and weight.value and weight.value > 0 else None
 
 
 def describe(dose: Dose) -> str:
