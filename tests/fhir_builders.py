@@ -296,6 +296,18 @@ def statement(
     return resource
 
 
+def draft_lab_order(loinc: str, rid: str, patient_id: str = "pat-1") -> dict[str, Any]:
+    """A draft ServiceRequest for one LOINC test or panel, as an EHR puts it in draftOrders."""
+    return {
+        "resourceType": "ServiceRequest",
+        "id": rid,
+        "status": "draft",
+        "intent": "order",
+        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+
+
 def searchset(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
     entries = [
         {"fullUrl": f"{EHR_BASE}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}

@@ -242,14 +242,7 @@ def test_results_beyond_the_hold_lookback_are_not_graded() -> None:
 
 # A hold lasts until a result shows recovery: with no result of a test in the lab window, its
 # newest readable older result still acts on the dose (the bug: only the window was graded).
-HEPATIC_PANEL_DRAFT = {
-    "resourceType": "ServiceRequest",
-    "id": "hepatic-draft",
-    "status": "draft",
-    "intent": "order",
-    "code": {"coding": [{"system": fb.LOINC, "code": "24325-3"}]},
-    "subject": {"reference": "Patient/pat-1"},
-}
+HEPATIC_PANEL_DRAFT = fb.draft_lab_order("24325-3", "hepatic-draft")
 
 
 def fresh_except(*kinds: str) -> list[dict]:

@@ -82,14 +82,7 @@ def test_suggested_lab_already_in_draft_orders_does_not_fire_again() -> None:
 
 
 def test_individual_lab_orders_cover_only_what_they_order() -> None:
-    alt_only = {
-        "resourceType": "ServiceRequest",
-        "id": "sr-alt",
-        "status": "draft",
-        "intent": "order",
-        "code": {"coding": [{"system": fb.LOINC, "code": "1742-6"}]},
-        "subject": {"reference": "Patient/pat-1"},
-    }
+    alt_only = fb.draft_lab_order("1742-6", "sr-alt")
     findings = on_order([fb.medication_request(), alt_only], history_with())
     assert "liver-tests-missing" in rule_ids(findings)
 

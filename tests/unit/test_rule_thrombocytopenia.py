@@ -102,14 +102,7 @@ def test_count_beyond_the_hold_lookback_is_not_graded() -> None:
 
 # A hold lasts until a count shows recovery: the newest readable count older than the lab window,
 # with nothing newer, still holds the dose (the bug: it was graded only inside the window).
-CBC_DRAFT = {
-    "resourceType": "ServiceRequest",
-    "id": "cbc-draft",
-    "status": "draft",
-    "intent": "order",
-    "code": {"coding": [{"system": fb.LOINC, "code": "58410-2"}]},
-    "subject": {"reference": "Patient/pat-1"},
-}
+CBC_DRAFT = fb.draft_lab_order("58410-2", "cbc-draft")
 
 
 def old_count(value: float, days: float = 4, unit: str = "10*3/uL") -> dict:
