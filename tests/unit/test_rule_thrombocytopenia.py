@@ -360,3 +360,15 @@ def test_old_low_count_before_any_tdm1_is_the_missing_cards() -> None:
     findings = on_order(fb.medication_request(), history)
     assert "thrombocytopenia-hold" not in rule_ids(findings)
     assert "platelets-missing" in rule_ids(findings)
+
+
+def test_old_low_count_on_a_record_with_t_dm1_orders_only_still_holds() -> None:
+    """Many prefetches carry T-DM1 as orders, no administrations: a count drawn after the standing
+    order began is on T-DM1, and nothing newer shows recovery."""
+    standing = fb.medication_request(status="active", authored=fb.ago(days=60))
+    (finding,) = evaluate(context(metastatic(standing, old_count(20, days=5))))
+    assert finding.variant == "reduce" and "policy.hold-lookback" in finding.sources
+    # Drawn before the order began (within the 42-day look-back): not on T-DM1, the missing card's.
+    recent = fb.medication_request(status="active", authored=fb.ago(days=20))
+    assert evaluate(context(metastatic(recent, old_count(20, days=25)))) == []
+    assert evaluate(context(metastatic(recent, old_count(20, days=15))))

@@ -244,15 +244,17 @@ def held_over(ctx: RuleContext, kind: str) -> Result | None:
 def _held_over(ctx: RuleContext, kind: str) -> Result | None:
     if derived.latest_in_lab_window(ctx, kind) is not None:
         return None
-    # Only a result since the last T-DM1 dose: one drawn before it was already acted on (the dose
-    # was given after it, and a "then reduce one dose level" row would cost a second level for one
-    # event), and before any T-DM1 at all the label's rows do not apply (toxicity on T-DM1; a
-    # pre-treatment count from other chemotherapy is the missing-lab card's, which shows it).
-    last_dose = derived.last_tdm1_dose_start(ctx)
-    if last_dose is None:
+    # Only a result on T-DM1 and since its last dose: one drawn before the last dose was acted on
+    # (the dose was given after it, and a "then reduce one dose level" row would cost a second level
+    # for one event), and before any T-DM1 at all the label's rows do not apply (toxicity on T-DM1;
+    # a pre-treatment count from other chemotherapy is the missing-lab card's, which shows it).
+    # Many records carry T-DM1 only as orders or statements, no administrations: then "on T-DM1"
+    # is after the first of them began, and there is no last dose to be after.
+    since = derived.last_tdm1_dose_start(ctx) or derived.first_tdm1_date(ctx)
+    if since is None:
         return None
     newest = ctx.record.latest(kind, until=ctx.now)  # none in the window, so older than it
-    if newest is None or newest.when <= last_dose or newest.when < ctx.at - lookback(ctx):
+    if newest is None or newest.when <= since or newest.when < ctx.at - lookback(ctx):
         return None
     return newest
 
