@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from service.clinical.record import ALL_CATEGORIES, MEDICATION_ADMINISTRATIONS
 from tests import fhir_builders as fb
-from tests.unit.rule_helpers import on_patient_view, only, rule_ids
+from tests.unit.rule_helpers import on_order, on_patient_view, only, rule_ids
 
 
 def on_tdm1(last_dose_days_ago: float, cycles: int = 4, *extra: dict) -> list[dict]:
@@ -69,3 +69,28 @@ def test_a_course_stopped_without_an_end_date_is_said_stopped_not_overdue() -> N
 def test_a_course_stopped_with_an_end_date_is_said_stopped_on_it() -> None:
     finding = only(on_patient_view(stopped_standing_order(with_end=True)), "treatment-summary")
     assert finding.facts["status"] == "stopped 2026-07-06"
+
+
+def _adjuvant_course(cycles: int, last_days_ago: int = 25) -> list[dict]:
+    """A KATHERINE patient given `cycles` T-DM1 doses 21 days apart, one MedicationRequest per
+    infusion, each `completed` once given (no end date), as EHRs write per-infusion orders."""
+    days = [last_days_ago + 21 * i for i in range(cycles)]
+    return [
+        *fb.katherine_history(),
+        *[fb.administration("tdm1", fb.ago(days=d)) for d in days],
+        *[fb.medication_request(status="completed", authored=fb.ago(days=d)) for d in days],
+    ]
+
+
+def test_a_finished_14_cycle_adjuvant_course_is_complete_not_overdue() -> None:
+    summary = only(on_patient_view(_adjuvant_course(14)), "treatment-summary")
+    assert "course complete (14 cycles" in summary.facts["status"]
+    assert summary.facts["due"] == "none"
+    ongoing = only(on_patient_view(_adjuvant_course(13)), "treatment-summary")
+    assert "overdue" in ongoing.facts["status"]  # 13 of 14: the course goes on
+
+
+def test_tdxd_after_a_finished_adjuvant_course_is_no_swap_in_course() -> None:
+    tdxd = fb.medication_request("tdxd", dose=5.4)
+    assert "product-mixup" not in rule_ids(on_order(tdxd, _adjuvant_course(14)))
+    assert "product-mixup" in rule_ids(on_order(tdxd, _adjuvant_course(13, last_days_ago=10)))

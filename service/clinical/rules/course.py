@@ -82,6 +82,9 @@ class Course:
     # False when the stopping order gives no readable end: stopped_at is then only the earliest the
     # stop can have been (its last dose), and a card must not present it as the recorded stop date.
     stop_dated: bool = True
+    # Early breast cancer: the label's fixed course (14 cycles) has been given, so the course is
+    # over at its last dose whatever the orders say (per-infusion orders are each `completed`).
+    fixed_course_given: bool = False
 
     @property
     def active(self) -> bool:
@@ -93,7 +96,10 @@ class Course:
         return None
 
 
-def tdm1_course(record: PatientRecord, now: datetime) -> Course | None:
+def tdm1_course(record: PatientRecord, now: datetime, fixed_cycles: int | None = None) -> Course | None:
+    """The most recent T-DM1 course at `now`. `fixed_cycles`: the early-breast-cancer course length
+    (knowledge dosing.duration-early); in the early setting a course with that many doses given is
+    over at its last dose."""
     events = record.events(TDM1)
     if not events:
         return None
@@ -134,6 +140,13 @@ def tdm1_course(record: PatientRecord, now: datetime) -> Course | None:
             stopped_at = latest_order.end or latest_order.start
     if stopped_at and last_dose and last_dose.start and last_dose.start > stopped_at:
         stop_event, stopped_at = None, None  # a dose after the recorded stop: the course went on
+    fixed_course_given = bool(
+        fixed_cycles and record.setting == "early" and last_dose and len(doses) >= fixed_cycles
+    )
+    if fixed_course_given and stopped_at is None and last_dose is not None:
+        # Otherwise a finished adjuvant course of per-infusion orders reads as ongoing: "next dose
+        # overdue", labs due, and a later T-DXd order taken for a swap in the middle of a course.
+        stopped_at, stop_dated = last_dose.start, False
     return Course(
         events=events,
         doses=doses,
@@ -142,4 +155,5 @@ def tdm1_course(record: PatientRecord, now: datetime) -> Course | None:
         stopped_at=stopped_at,
         stop_event=stop_event,
         stop_dated=stop_dated,
+        fixed_course_given=fixed_course_given,
     )

@@ -42,11 +42,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             due.append("LVEF (echo or MUGA)")
     if not current.active and current.stopped_at:
         # The last dose is in the summary already; an order stopped without an end has no stop date.
-        status = (
-            f"stopped {current.stopped_at.date().isoformat()}"
-            if current.stop_dated
-            else "stopped, no stop date recorded"
-        )
+        if current.fixed_course_given:
+            status = f"course complete ({len(current.doses)} cycles, the early-breast-cancer course)"
+        elif current.stop_dated:
+            status = f"stopped {current.stopped_at.date().isoformat()}"
+        else:
+            status = "stopped, no stop date recorded"
     elif next_due is None:
         status = "no dose given yet"
     elif next_due < ctx.now:
