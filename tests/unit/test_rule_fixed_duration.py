@@ -364,3 +364,28 @@ def test_an_unlinked_stage_iv_leaves_the_adjuvant_course_alone() -> None:
     stage = fb.staging("clinical-stage", STAGE_IV, fb.ago(days=30))
     findings = on_order(fb.medication_request(count=14), fb.katherine_history(fb.hodgkin_lymphoma(), stage))
     assert "fixed-duration-stop" not in rule_ids(findings)
+
+
+def test_per_infusion_orders_dated_to_their_infusion_day_are_an_ongoing_course() -> None:
+    """Each order's boundsPeriod is its infusion day (start = end): the newest is always past its
+    end, which is no end of the course."""
+    history = [*metastatic()]
+    for cycle in range(3):
+        given = fb.ago(days=10 + 21 * (2 - cycle))
+        order = fb.medication_request(status="completed", authored=given)
+        order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+            "start": fb.iso(given),
+            "end": fb.iso(given),
+        }
+        history += [order, fb.administration("tdm1", given)]
+    findings = on_patient_view(history)
+    assert "fixed-duration-stop" not in rule_ids(findings)
+    assert only(findings, "treatment-summary").facts["status"] == "next due 2026-12-06"
+
+
+def test_a_standing_order_past_its_end_still_stops_the_course() -> None:
+    """Spanning the whole course, its end is the course's end."""
+    finding = only(
+        on_patient_view(standing_order_course("completed", end="2026-06-20")), "fixed-duration-stop"
+    )
+    assert finding.facts["stopped"] == "2026-06-20"

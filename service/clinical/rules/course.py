@@ -69,6 +69,16 @@ def her2_events(record: PatientRecord, terminology: Terminology) -> tuple[Therap
     return tuple(e for e in record.therapy if e.family in directed)
 
 
+def _one_infusion(order: TherapyEvent, cycle: timedelta) -> bool:
+    return bool(
+        order.kind == "request"
+        and order.status != "stopped"
+        and order.start
+        and order.end
+        and order.end - order.start < cycle
+    )
+
+
 @dataclass(frozen=True)
 class Course:
     """The most recent T-DM1 course as the record shows it."""
@@ -96,10 +106,16 @@ class Course:
         return None
 
 
-def tdm1_course(record: PatientRecord, now: datetime, fixed_cycles: int | None = None) -> Course | None:
+def tdm1_course(
+    record: PatientRecord,
+    now: datetime,
+    fixed_cycles: int | None = None,
+    cycle: timedelta | None = None,
+) -> Course | None:
     """The most recent T-DM1 course at `now`. `fixed_cycles`: the early-breast-cancer course length
     (knowledge dosing.duration-early); in the early setting a course with that many doses given is
-    over at its last dose."""
+    over at its last dose. `cycle`: the dosing interval; an order (not stopped) whose period is
+    shorter than one cycle is one infusion's order, and its end is no end of the course."""
     events = record.events(TDM1)
     if not events:
         return None
@@ -121,6 +137,11 @@ def tdm1_course(record: PatientRecord, now: datetime, fixed_cycles: int | None =
     #     summary says when the next dose is due or that it is overdue.
     if latest_order:
         ended = latest_order.end and latest_order.end <= now
+        if ended and cycle and _one_infusion(latest_order, cycle):
+            # Per-infusion orders often carry boundsPeriod start = end = the infusion day: the
+            # newest of an ongoing course is then always "past its end" (a false stop, 10 days
+            # after the last dose of a course that goes on).
+            ended = False
         stops = latest_order.status in STOPPING_STATUSES[latest_order.kind]
         if stops and latest_order.end is None:
             # A standing order set to stopped keeps its authored date and gains no end: FHIR R4 has
