@@ -134,9 +134,8 @@ def evaluate_patient_view(
         blind = MEDICATION_HISTORY - record.available
         # Without the medication history we cannot tell whether the patient is on T-DM1: say so.
         return _data_unavailable({"treatment-summary": set(blind)}, list(notes or [])) if blind else []
+    current = tdm1_course(record, now, params.knowledge)
     cycle_days = params.knowledge.value("dosing.schedule")["cycle_days"]
-    fixed_cycles = params.knowledge.value("dosing.duration-early")["fixed_cycles"]
-    current = tdm1_course(record, now, fixed_cycles, timedelta(days=cycle_days))
     next_due = current.next_due(timedelta(days=cycle_days)) if current else None
     due_soon = bool(current and current.active and (next_due is None or next_due - now <= params.lab_window))
     ctx = RuleContext(

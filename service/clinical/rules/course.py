@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from service.clinical.knowledge import Knowledge
 from service.clinical.record import PatientRecord, TherapyEvent
 from service.clinical.terminology import TDM1, Terminology
 
@@ -106,16 +107,13 @@ class Course:
         return None
 
 
-def tdm1_course(
-    record: PatientRecord,
-    now: datetime,
-    fixed_cycles: int | None = None,
-    cycle: timedelta | None = None,
-) -> Course | None:
-    """The most recent T-DM1 course at `now`. `fixed_cycles`: the early-breast-cancer course length
-    (knowledge dosing.duration-early); in the early setting a course with that many doses given is
-    over at its last dose. `cycle`: the dosing interval; an order (not stopped) whose period is
-    shorter than one cycle is one infusion's order, and its end is no end of the course."""
+def tdm1_course(record: PatientRecord, now: datetime, knowledge: Knowledge) -> Course | None:
+    """The most recent T-DM1 course at `now`. From `knowledge`: the early-breast-cancer course length
+    (dosing.duration-early), since in the early setting a course with that many doses given is over
+    at its last dose; and the dosing interval (dosing.schedule), since an order (not stopped) whose
+    period is shorter than one cycle is one infusion's order, and its end is no end of the course."""
+    fixed_cycles: int = knowledge.value("dosing.duration-early")["fixed_cycles"]
+    cycle = timedelta(days=knowledge.value("dosing.schedule")["cycle_days"])
     events = record.events(TDM1)
     if not events:
         return None
@@ -137,7 +135,7 @@ def tdm1_course(
     #     summary says when the next dose is due or that it is overdue.
     if latest_order:
         ended = latest_order.end and latest_order.end <= now
-        if ended and cycle and _one_infusion(latest_order, cycle):
+        if ended and _one_infusion(latest_order, cycle):
             # Per-infusion orders often carry boundsPeriod start = end = the infusion day: the
             # newest of an ongoing course is then always "past its end" (a false stop, 10 days
             # after the last dose of a course that goes on).
@@ -161,9 +159,7 @@ def tdm1_course(
             stopped_at = latest_order.end or latest_order.start
     if stopped_at and last_dose and last_dose.start and last_dose.start > stopped_at:
         stop_event, stopped_at = None, None  # a dose after the recorded stop: the course went on
-    fixed_course_given = bool(
-        fixed_cycles and record.setting == "early" and last_dose and len(doses) >= fixed_cycles
-    )
+    fixed_course_given = bool(record.setting == "early" and last_dose and len(doses) >= fixed_cycles)
     if fixed_course_given and stopped_at is None and last_dose is not None:
         # Otherwise a finished adjuvant course of per-infusion orders reads as ongoing: "next dose
         # overdue", labs due, and a later T-DXd order taken for a swap in the middle of a course.

@@ -45,8 +45,7 @@ def last_tdm1_dose_start(ctx: RuleContext) -> datetime | None:
 
 def current_course(ctx: RuleContext) -> Course | None:
     """tdm1_course at the context's now."""
-    fixed = ctx.params.knowledge.value("dosing.duration-early")["fixed_cycles"]
-    return ctx.memo("tdm1-course", lambda: tdm1_course(ctx.record, ctx.now, fixed, ctx.cycle))
+    return ctx.memo("tdm1-course", lambda: tdm1_course(ctx.record, ctx.now, ctx.params.knowledge))
 
 
 def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement], ...]:
