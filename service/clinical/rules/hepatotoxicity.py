@@ -75,16 +75,15 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     on_hold: list[tuple[tables.Band, str, str]] = []
     resumption: list[tuple[tables.Band, str, str]] = []
     gradings = {kind: tables.grading_for(ctx, TABLES[kind]) for kind in LIVER_TESTS}
-    held: set[str] = set()  # kinds whose result is older than the window (tables.held_over)
+    held: set[str] = set()  # kinds whose result is older than the window (tables.acting_result)
     acting: set[str] = set()  # those of them that hold or stop this dose
     for kind in LIVER_TESTS:
-        result = derived.latest_in_lab_window(ctx, kind)
+        # The label holds "until" recovery: with none in the window, the newest older result, if
+        # at a hold or discontinue level, still acts on this dose.
+        result, held_over = tables.acting_result(ctx, kind)
         if result is None:
-            # The label holds "until" recovery: the newest older result, if at a hold or
-            # discontinue level, still acts on this dose (a drafted panel is not a result).
-            result = tables.held_over(ctx, kind)
-            if result is None:
-                continue
+            continue
+        if held_over:
             held.add(kind)
         grading = gradings[kind]
         times = tables.ratio(result)

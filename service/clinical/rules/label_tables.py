@@ -39,7 +39,7 @@ CRITERIA: dict[str, tuple[str, Callable[[float, float], bool]]] = {
     "fall_at_least": ("fall", operator.ge),
     "fall_below": ("fall", operator.lt),
 }
-# How far back a hold-level result with nothing newer still holds the dose (see held_over).
+# How far back a hold-level result with nothing newer still holds the dose (see acting_result).
 HOLD_LOOKBACK = "policy.hold-lookback"
 ACTION_RANK = {"continue": 0, "hold": 1, "discontinue": 3}
 SETTING_NAMES = {
@@ -228,22 +228,25 @@ def lab_window(ctx: RuleContext) -> tuple[datetime, datetime]:
     return ctx.at - ctx.params.lab_window, ctx.now
 
 
-def held_over(ctx: RuleContext, kind: str) -> Result | None:
-    """The newest readable result of a kind when it is older than the lab window, if it was drawn
-    after the last T-DM1 dose and within the hold look-back before this one (policy.hold-lookback);
-    None when the window has one.
+def acting_result(ctx: RuleContext, kind: str) -> tuple[Result | None, bool]:
+    """(the result a hold rule grades for this dose, whether it is held over): the latest in the lab
+    window; with none there, the newest readable one older than it, if drawn on T-DM1 since its
+    last dose and within the hold look-back before this one (policy.hold-lookback).
 
     The label holds the dose "until" a result shows recovery: a hold-level result that nothing newer
     contradicts has not been shown to have recovered, however fresh the window must be for a
-    result to clear the dose. Unreadable results (value, unit or date) are passed over, as in the
-    window: the newest readable one speaks.
+    result to clear the dose (a lab in the draft orders is not a result). Unreadable results (value,
+    unit or date) are passed over, as in the window: the newest readable one speaks.
     """
-    return ctx.memo(("held-over", kind), lambda: _held_over(ctx, kind))
+    result = derived.latest_in_lab_window(ctx, kind)
+    if result is not None:
+        return result, False
+    held = ctx.memo(("held-over", kind), lambda: _held_over(ctx, kind))
+    return held, held is not None
 
 
 def _held_over(ctx: RuleContext, kind: str) -> Result | None:
-    if derived.latest_in_lab_window(ctx, kind) is not None:
-        return None
+    """The newest readable result older than the lab window, which has none (acting_result)."""
     # Only a result on T-DM1 and since its last dose: one drawn before the last dose was acted on
     # (the dose was given after it, and a "then reduce one dose level" row would cost a second level
     # for one event), and before any T-DM1 at all the label's rows do not apply (toxicity on T-DM1;

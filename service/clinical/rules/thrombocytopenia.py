@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.record import OBSERVATIONS, Result
-from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
@@ -52,12 +51,8 @@ def _grade(ctx: RuleContext, result: Result) -> tables.Band | None:
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
     _since, until = tables.lab_window(ctx)
-    result = derived.latest_in_lab_window(ctx, "platelets")
-    # None in the window: the newest older count still holds the dose if it is low, since the
-    # label resumes only once a count shows recovery (a drafted CBC is not a result).
-    held_over = result is None
-    if held_over:
-        result = tables.held_over(ctx, "platelets")
+    # None in the window: the newest older count still holds the dose if it is low (acting_result).
+    result, held_over = tables.acting_result(ctx, "platelets")
     if result is None or result.value is None:
         return []
     count = round(result.value, 3)
