@@ -119,6 +119,18 @@ class Result:
         return not self.absent_reason
 
     @property
+    def misdated(self) -> bool:
+        """Dated by issued beside an effective[x] that cannot be read (MISDATED): when it was drawn
+        is unknown."""
+        return MISDATED in self.problem
+
+    @property
+    def placed(self) -> bool:
+        """A measurement whose draw date is known: it can stand as the newest result of its kind,
+        readable or not."""
+        return self.measured and not self.misdated
+
+    @property
     def times_uln(self) -> float | None:
         return None if self.value is None or not self.uln else self.value / self.uln
 
@@ -1010,7 +1022,7 @@ def notes_on(record: PatientRecord) -> list[str]:
         )
     for kind in sorted(record.results):
         # An Observation recording no value has nothing to check, whenever it was drawn.
-        misdated = [r for r in record.results[kind] if MISDATED in r.problem and r.measured]
+        misdated = [r for r in record.results[kind] if r.misdated and r.measured]
         if misdated:
             newest = misdated[0]  # results are newest first
             notes.append(
@@ -1061,7 +1073,7 @@ def _passed_over(kind: str, results: list[Result]) -> list[str]:
     already names the unreadable one.
     """
     # Misdated ones are said above; one recording no value (not performed) is no newer result.
-    dated = [r for r in results if MISDATED not in r.problem and r.measured]
+    dated = [r for r in results if r.placed]
     unread = []
     for result in dated:  # newest first
         if result.readable:

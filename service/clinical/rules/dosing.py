@@ -19,7 +19,7 @@ from typing import Any
 
 from service.clinical.findings import Action, RuleContext
 from service.clinical.knowledge import Knowledge
-from service.clinical.record import MISDATED, OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent
+from service.clinical.record import OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent
 from service.clinical.resources import as_dict, as_list, as_str
 from service.clinical.suggestions import InvalidSuggestion, validated
 from service.clinical.terminology import TDM1, TDXD, TRASTUZUMAB
@@ -150,7 +150,7 @@ def unreadable_newest_weight(record: PatientRecord, at: datetime) -> Result | No
     there is no newer weight than the older readable one, which stands.
     """
     for result in record.results_of("weight"):  # newest first
-        if result.when > at or MISDATED in result.problem or not result.measured:
+        if result.when > at or not result.placed:
             continue
         return None if result.readable else result
     return None
