@@ -720,9 +720,8 @@ def _condition_staged_iv(resource: dict[str, Any], terminology: Terminology) -> 
     )
 
 
-def _is_breast_cancer(resource: dict[str, Any], terminology: Terminology) -> bool:
-    code = as_dict(resource.get("code"))
-    return terminology.in_condition_set("breast_cancer", codings(code), concept_text(code))
+def _is_breast_cancer(condition: ConditionFact, terminology: Terminology) -> bool:
+    return terminology.in_condition_set("breast_cancer", condition.codes, condition.text)
 
 
 def _assessed(resource: dict[str, Any]) -> list[str]:
@@ -754,12 +753,10 @@ def _focus_links(
         if rtype == "#":
             for contained in as_list(observation.get("contained")):
                 contained = as_dict(contained)
-                if (
-                    contained.get("resourceType") == "Condition"
-                    and contained.get("id") == rid
-                    and _is_current_condition(contained)[0]
-                ):
-                    links.add(_is_breast_cancer(contained, terminology))
+                if contained.get("resourceType") == "Condition" and contained.get("id") == rid:
+                    condition = _condition_fact(contained, "")  # None when refuted or in error
+                    if condition:
+                        links.add(_is_breast_cancer(condition, terminology))
         elif rtype == "Condition":
             breast = breast_by_key.get(f"Condition/{rid}")
             if breast is not None:
@@ -936,7 +933,7 @@ def build(
             condition = _condition_fact(resource, key or "")
             if condition:
                 conditions.append(condition)
-                is_breast = terminology.in_condition_set("breast_cancer", condition.codes, condition.text)
+                is_breast = _is_breast_cancer(condition, terminology)
                 if is_breast:
                     breast.append(condition)
                 if key:
