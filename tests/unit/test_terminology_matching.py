@@ -110,20 +110,6 @@ def test_heart_failure_in_a_condition_text_is_not_heart_failure(code: str, text:
     assert not TERMS.in_condition_set("heart_failure", [(ICD, code)], text)
 
 
-def _adjuvant_patient(extra: list[dict]) -> list[dict]:
-    """A KATHERINE patient: HER2+ breast cancer, neoadjuvant THP done, labs, weight and LVEF fresh."""
-    return [
-        fb.breast_cancer(onset=datetime(2026, 3, 1, tzinfo=UTC)),
-        fb.statement("trastuzumab", datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 9, 1, tzinfo=UTC)),
-        fb.statement("pertuzumab", datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 9, 1, tzinfo=UTC)),
-        fb.statement("docetaxel", datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)),
-        fb.observation("weight", 70.0, fb.ago(days=2)),
-        fb.observation("lvef", 60.0, fb.ago(days=20)),
-        *fb.fresh_labs(),
-        *extra,
-    ]
-
-
 def test_axillary_nodes_leave_the_adjuvant_course_adjuvant() -> None:
     nodes = fb.condition(
         "C77.3",
@@ -132,9 +118,9 @@ def test_axillary_nodes_leave_the_adjuvant_course_adjuvant() -> None:
         onset=datetime(2026, 3, 1, tzinfo=UTC),
     )
     fourteen_cycles = fb.medication_request(count=14)
-    assert on_order(fourteen_cycles, _adjuvant_patient([nodes])) == []
+    assert on_order(fourteen_cycles, fb.katherine_history(nodes)) == []
     # The same patient with liver metastases is metastatic: the 14-cycle plan is a fixed stop there.
-    metastatic = _adjuvant_patient([nodes, fb.liver_metastases(onset=datetime(2026, 10, 1, tzinfo=UTC))])
+    metastatic = fb.katherine_history(nodes, fb.liver_metastases(onset=datetime(2026, 10, 1, tzinfo=UTC)))
     assert "fixed-duration-stop" in rule_ids(on_order(fourteen_cycles, metastatic))
 
 
