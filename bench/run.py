@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -51,6 +52,7 @@ class Figures:
     p99_ms: float
     peak_rss_mb: list[float]
     cpu_seconds: float = 0.0  # the server's processes (master and workers), user + system
+    splits: list[list[int]] = field(default_factory=list)  # connections per worker, each round
 
     @property
     def rps(self) -> float:
@@ -235,6 +237,42 @@ def cpu_seconds(master: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _established_inodes(port: int) -> set[int]:
+    """Socket inodes of the established TCP connections whose local port is `port` (/proc/net/tcp)."""
+    inodes: set[int] = set()
+    for table_path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table_path).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def connections_per_worker(master: int, port: int) -> list[int]:
+    """How many of the clients' connections each worker holds, fewest first.
+
+    gunicorn's workers race to accept, and a keepalive connection stays with the worker that won it
+    for the whole round: wrk's 16 came out anywhere from 8/8 to 1/15. The heavier worker's calls
+    queue longer, so the split moves a round's p99 (bench/RESULTS.md, "Session 6")."""
+    established = _established_inodes(port)
+    counts = []
+    for pid in worker_pids(master):
+        held = 0
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        for link in links:
+            if link.startswith("socket:[") and int(link[8:-1]) in established:
+                held += 1
+        counts.append(held)
+    return sorted(counts)
+
+
 def rss_mb_of(pid: int) -> float:
     return round(_status_kb(pid, "VmRSS") / 1024, 1)
 
@@ -305,6 +343,11 @@ class Workload:
     path: str
     body: Path
     rounds: list[dict[str, int]] = field(default_factory=list)  # wrk's figures, one per round
+    splits: list[list[int]] = field(default_factory=list)  # connections per worker, mid-round
+
+    @property
+    def port(self) -> int:
+        return int(self.base.rsplit(":", 1)[1])
 
     @property
     def url(self) -> str:
@@ -333,7 +376,14 @@ def interleaved(items: list[Workload], args: argparse.Namespace) -> list[Figures
     for _ in range(args.rounds):
         for item in items:
             before = cpu_seconds(item.master)
+            # Halfway through, once wrk's connections are all open and spread over the workers.
+            sampler = threading.Timer(
+                slice_seconds / 2,
+                lambda item=item: item.splits.append(connections_per_worker(item.master, item.port)),
+            )
+            sampler.start()
             figures = wrk(item.url, item.body, duration=slice_seconds, connections=args.connections)
+            sampler.join()
             figures["cpu_seconds"] = cpu_seconds(item.master) - before
             item.rounds.append(figures)
     figures = []
@@ -351,6 +401,7 @@ def interleaved(items: list[Workload], args: argparse.Namespace) -> list[Figures
                 p99_ms=_median([r["p99"] for r in raws]) / 1000,
                 peak_rss_mb=peak_rss_mb(item.master),
                 cpu_seconds=sum(r["cpu_seconds"] for r in raws),
+                splits=item.splits,
             )
         )
     return figures
@@ -390,13 +441,14 @@ def memory_growth(
 def table(rows: list[Figures]) -> str:
     header = (
         f"{'workload':<38} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
-        f"{'CPU ms/req':>10}  peak RSS/worker MB"
+        f"{'CPU ms/req':>10}  {'peak RSS/worker MB':<18}  connections per worker, by round"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
             f"{row.name:<38} {row.rps:>8.1f} {row.p50_ms:>8.1f} {row.p95_ms:>8.1f} {row.p99_ms:>8.1f} "
-            f"{row.errors:>7} {row.cpu_ms_per_request:>10.2f}  {', '.join(f'{v:.0f}' for v in row.peak_rss_mb)}"
+            f"{row.errors:>7} {row.cpu_ms_per_request:>10.2f}  {', '.join(f'{v:.0f}' for v in row.peak_rss_mb):<18}  "
+            f"{' '.join('/'.join(map(str, split)) for split in row.splits)}"
         )
     return "\n".join(lines)
 

@@ -69,6 +69,8 @@ def test_interleaved_rounds_add_requests_and_take_median_percentiles(monkeypatch
     cpu = iter(range(0, 100, 1))  # each reading one CPU second later than the one before
 
     monkeypatch.setattr(run, "cpu_seconds", lambda _master: float(next(cpu)))
+    splits = iter([[8, 8], [1, 15], [7, 9], [4, 12], [6, 10], [5, 11]])
+    monkeypatch.setattr(run, "connections_per_worker", lambda _master, _port: next(splits))
     items = [run.Workload(n, "http://127.0.0.1:1", 0, f"/{n}", body, []) for n in ("a", "b")]
     a, b = run.interleaved(items, Namespace(warmup=2.0, duration=3.0, rounds=3, connections=16))
     assert order == ["a", "b", "a", "b", "a", "b", "a", "b"]  # warm-ups, then rounds in alternation
@@ -78,6 +80,47 @@ def test_interleaved_rounds_add_requests_and_take_median_percentiles(monkeypatch
     # one CPU second per round (read before and after each round, warm-ups not counted), 300 requests
     assert a.cpu_seconds == b.cpu_seconds == 3.0
     assert round(a.cpu_ms_per_request, 3) == 10.0
+    # one split per round (none for the warm-ups), in each workload's own rounds
+    assert a.splits == [[8, 8], [7, 9], [6, 10]] and b.splits == [[1, 15], [4, 12], [5, 11]]
+    assert "8/8 7/9 6/10" in run.table([a, b]).splitlines()[2]
+
+
+def test_connections_per_worker_counts_the_sockets_each_child_holds() -> None:
+    """A child process accepts three loopback connections and holds them: it is the worker holding 3."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from bench import run
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(8)\n"
+            "print(s.getsockname()[1], flush=True)\n"
+            "held = [s.accept()[0] for _ in range(3)]\n"
+            "print('held', flush=True); sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    clients = []
+    try:
+        port = int(holder.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        assert holder.stdout.readline().strip() == "held"
+        counts = run.connections_per_worker(os.getpid(), port)
+        # Other children of the test process hold none of this port's connections.
+        assert max(counts) == 3 and sum(counts) == 3
+    finally:
+        for client in clients:
+            client.close()
+        holder.kill()
+        holder.wait()
 
 
 def test_cpu_seconds_reads_the_process_and_its_children() -> None:
