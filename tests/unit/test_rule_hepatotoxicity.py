@@ -530,3 +530,46 @@ def test_another_cancers_stage_iv_keeps_the_ebc_bilirubin_hold(linked: bool) -> 
     finding = only(on_order(fb.medication_request(count=14), history), "hepatotoxicity")
     assert finding.indicator == "critical"
     assert finding.facts["setting"] == "early breast cancer (EBC table, unverified)"
+
+
+@pytest.mark.parametrize("days", [2, 5], ids=["in-the-window", "before-the-window"])
+def test_discontinue_level_behind_a_newer_result_in_the_window_still_discontinues(days: float) -> None:
+    """ALT 22 x ULN on T-DM1, rechecked at 18 x ULN yesterday: > 20 x ULN is a permanent criterion
+    whether the first result was drawn before the lab window or inside it (it was lost there)."""
+    history = on_tdm1(metastatic, old("alt", 22, days=days), fb.observation("alt", 18 * 40, fb.ago(hours=12)))
+    (finding,) = evaluate(context(history))
+    assert finding.variant == "discontinue"
+    assert finding.facts["headline"].startswith("ALT 22.0 × ULN on")
+    assert "permanent criterion" in finding.facts["reasons"][0]
+
+
+@pytest.mark.parametrize("days", [2.5, 5], ids=["in-the-window", "before-the-window"])
+def test_hys_law_pattern_behind_newer_results_in_the_window_still_discontinues(days: float) -> None:
+    """ALT 3.5 x ULN with bilirubin 2.2 x ULN, then ALT 2.75 x and bilirubin 1.7 x ULN yesterday:
+    the Hy's-law discontinuation stands (in the window it was lost, only the bilirubin hold fired)."""
+    history = on_tdm1(
+        metastatic,
+        old("alt", 3.5, days=days),
+        old("bilirubin", 2.6 / 1.2, days=days),
+        fb.observation("alt", 110, fb.ago(hours=12)),
+        fb.observation("bilirubin", 2.0, fb.ago(hours=12)),
+    )
+    (finding,) = evaluate(context(history))
+    assert finding.variant == "discontinue"
+    assert "any.hys-law" in finding.sources
+    assert finding.facts["headline"].startswith("Hy's-law pattern on")
+
+
+def test_hys_law_in_the_newest_results_is_said_once() -> None:
+    history = on_tdm1(
+        metastatic,
+        old("alt", 3.5, days=2),
+        old("bilirubin", 2.5, days=2),
+        fb.observation("alt", 25, fb.ago(hours=12)),
+        fb.observation("ast", 160, fb.ago(hours=12)),
+        fb.observation("bilirubin", 3.0, fb.ago(hours=12)),
+    )
+    (finding,) = evaluate(context(history))
+    assert finding.variant == "discontinue"
+    # Each Hy's-law line pairs a transaminase "with total bilirubin"; the earlier pair is not listed.
+    assert sum(" with total bilirubin " in r for r in finding.facts["reasons"]) == 1

@@ -19,8 +19,9 @@ When  a T-DM1 dose is ordered (or, on patient-view, the next dose is due within 
       recovery and nothing newer shows it (a liver panel in the draft orders is not a result); the
       reason gives the result's date and age and the recovery level a new result must show,
   or  a permanent-discontinuation level (a discontinue row, or the Hy's-law pattern in results drawn
-      within one lab window of each other) was met on T-DM1 (since the first dose) before the window:
-      recovery since does not lift a permanent criterion,
+      within one lab window of each other) was met on T-DM1 (since the first dose) by an earlier
+      result, before the window or in it behind a newer one: recovery since does not lift a
+      permanent criterion,
 Then  critical: hold the dose (with the label's recovery level and resume dose) or permanently
       discontinue; the most severe finding sets the card, every reason is listed. Suggest
       removing the draft order.
@@ -67,7 +68,6 @@ def _describe(kind: str, result: Result, times: float) -> str:
 
 
 def evaluate(ctx: RuleContext) -> list[Finding]:
-    since = tables.lab_window(ctx)[0]
     latest: dict[str, tuple[Result, float]] = {}
     found: list[tables.Band] = []
     reasons: list[tuple[int, str, str]] = []  # (severity, headline, reason line)
@@ -143,7 +143,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         reasons.append((tables.ACTION_RANK["discontinue"], hys_headline, hys))
         acting |= held & paired
     shown = {result for result, _times in latest.values()}  # said above: not again as "earlier"
-    for band, headline, line in _earlier_discontinuation(ctx, since, gradings, shown):
+    for band, headline, line in _earlier_discontinuation(ctx, gradings, shown, bool(hys)):
         if band is None:
             extra_sources.append(HYS_LAW)
         else:
@@ -204,15 +204,18 @@ def _graded(grading: tables.Grading, times: float) -> tables.Band | None:
 
 
 def _earlier_discontinuation(
-    ctx: RuleContext, window_start: datetime, gradings: dict[str, tables.Grading], shown: set[Result]
+    ctx: RuleContext, gradings: dict[str, tables.Grading], shown: set[Result], hys_shown: bool
 ) -> list[tuple[tables.Band | None, str, str]]:
-    """Permanent-discontinuation levels met on T-DM1 before the lab window: a recovered value since
-    does not lift them. (band, headline, line); band None for the Hy's-law pattern. Results in
-    `shown` (the newest, already graded as still acting on this dose) are not listed again."""
+    """Permanent-discontinuation levels met on T-DM1 before the newest results: a recovered value
+    since does not lift them, whether it was drawn before the lab window or inside it behind a newer
+    result (ALT 22 x ULN two days ago, 18 x ULN today, is still a discontinuation). (band, headline,
+    line); band None for the Hy's-law pattern. Results in `shown` (the newest, already graded as
+    still acting on this dose) are not listed again, nor an earlier Hy's-law pattern when the newest
+    results show one (`hys_shown`)."""
     first = derived.first_tdm1_date(ctx)
     if first is None:
         return []
-    graded = {kind: _graded_on_treatment(ctx, kind, first, window_start) for kind in LIVER_TESTS}
+    graded = {kind: _graded_on_treatment(ctx, kind, first) for kind in LIVER_TESTS}
     out: list[tuple[tables.Band | None, str, str]] = []
     for kind, items in graded.items():
         found = _newest_discontinue(gradings[kind], items)
@@ -228,7 +231,7 @@ def _earlier_discontinuation(
             )
     limits = ctx.params.knowledge.value(HYS_LAW)
     # "Concomitant": drawn within one lab window of each other, as the pre-dose panel would be.
-    for bilirubin, b_times in graded.get("bilirubin", []):
+    for bilirubin, b_times in [] if hys_shown else graded.get("bilirubin", []):
         if b_times <= limits["bilirubin_above_uln"]:
             continue
         pair = next(
@@ -257,14 +260,11 @@ def _earlier_discontinuation(
     return out
 
 
-def _graded_on_treatment(
-    ctx: RuleContext, kind: str, first: datetime, window_start: datetime
-) -> list[tuple[Result, float]]:
-    """(result, × ULN) of the readable results with a ULN drawn from `first` to before the window,
-    newest first."""
+def _graded_on_treatment(ctx: RuleContext, kind: str, first: datetime) -> list[tuple[Result, float]]:
+    """(result, × ULN) of the readable results with a ULN drawn from `first` to now, newest first."""
     items = []
     for result in ctx.record.results_of(kind):  # newest first
-        if result.when >= window_start:
+        if result.when > ctx.now:
             continue
         if result.when < first:
             break  # before T-DM1: a long history ends here, unread
