@@ -8,6 +8,7 @@ import pytest
 
 from service.clinical.record import ALL_CATEGORIES, OBSERVATIONS
 from tests import fhir_builders as fb
+from tests.unit.label_a_helpers import render
 from tests.unit.rule_helpers import on_order, on_patient_view, only, rule_ids
 
 
@@ -71,6 +72,27 @@ def test_future_dose_date_moves_the_window() -> None:
     }
     # labs drawn yesterday will be 6 days old at the dose
     assert "platelets-missing" in rule_ids(on_order(draft, history_with(*fb.fresh_labs())))
+
+
+def test_future_dose_cards_name_the_dose_date_not_the_last_days() -> None:
+    """Labs drawn yesterday, dose in 5 days: the cards said "none in the last 3 days" beside
+    "Last results: ... (1 days ago)". They now name the dose date the window runs up to."""
+    draft = fb.medication_request()
+    draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+        "start": fb.iso(fb.NOW + timedelta(days=5))
+    }
+    history = [*history_with(*fb.fresh_labs()), fb.administration("tdm1", fb.ago(days=16))]
+    history = [
+        r for r in history if r.get("code", {}).get("coding", [{}])[0].get("code") != fb.LABS["lvef"][0]
+    ]
+    history.append(fb.observation("lvef", 60.0, fb.ago(days=88)))
+    findings = on_order(draft, history)
+    summaries = {f.rule_id: render(f)["summary"] for f in findings}
+    for rule_id in ("platelets-missing", "liver-tests-missing", "lvef-monitoring"):
+        assert "on 2026-11-30" in summaries[rule_id], summaries[rule_id]
+        assert "in the last" not in summaries[rule_id]
+    today = {f.rule_id: render(f)["summary"] for f in on_order(fb.medication_request(), history_with())}
+    assert today["liver-tests-missing"].startswith("Missing before this T-DM1 dose: ALT")
 
 
 def test_suggested_lab_already_in_draft_orders_does_not_fire_again() -> None:

@@ -94,6 +94,7 @@ def platelets(ctx: RuleContext) -> list[Finding]:
             indicator="warning",
             facts={
                 "window_days": ctx.params.lab_window.days,
+                "dose_on": tables.dose_on(ctx),
                 "last": _age(last, ctx.now),
                 "unreadable": _unreadable_note(ctx.record, "platelets", since, until),
             },
@@ -117,6 +118,7 @@ def liver_tests(ctx: RuleContext) -> list[Finding]:
             indicator="warning",
             facts={
                 "window_days": ctx.params.lab_window.days,
+                "dose_on": tables.dose_on(ctx),
                 "missing": ", ".join(LIVER_TESTS[k] for k in missing),
                 "last": last,
                 "unreadable": unreadable,

@@ -290,6 +290,14 @@ def lookback_text(ctx: RuleContext) -> str:
     )
 
 
+def dose_on(ctx: RuleContext) -> str:
+    """The dose date as a card appends it (' on 2026-12-05') when the dose lies ahead of now: a draft
+    with a later start, or the next dose due on patient-view. Its window is then not the last days
+    before today, and a card saying "none in the last 3 days" beside yesterday's result would
+    contradict itself."""
+    return f" on {day(ctx.at)}" if ctx.at > ctx.now else ""
+
+
 def day(moment: datetime) -> str:
     return moment.date().isoformat()
 

@@ -52,6 +52,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             variant="interval" if derived.tdm1_doses(ctx) else "before-first-dose",
             facts={
                 "interval_days": ctx.params.lvef_interval.days,
+                "dose_on": tables.dose_on(ctx),
                 "last": f"{last.value:g}% on {tables.day(last.when)}"
                 if last and last.value is not None
                 else "none on record",
