@@ -94,3 +94,41 @@ def test_tdxd_after_a_finished_adjuvant_course_is_no_swap_in_course() -> None:
     tdxd = fb.medication_request("tdxd", dose=5.4)
     assert "product-mixup" not in rule_ids(on_order(tdxd, _adjuvant_course(14)))
     assert "product-mixup" in rule_ids(on_order(tdxd, _adjuvant_course(13, last_days_ago=10)))
+
+
+def _resumed_after_a_toxicity_stop(new_start: datetime | None) -> list[dict]:
+    """Three doses (last 2026-10-14) under an order stopped as not tolerated, then a new order at
+    the reduced level, not yet given, authored two days ago (starting `new_start` if given)."""
+    stopped = fb.medication_request(status="stopped", authored=fb.ago(days=90))
+    stopped["statusReason"] = [{"coding": [{"system": fb.SNOMED, "code": "407563006"}]}]
+    new = fb.medication_request(status="active", authored=fb.ago(days=2), dose=3.0)
+    if new_start is not None:
+        new["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": fb.iso(new_start)}
+    doses = [fb.administration("tdm1", fb.ago(days=d)) for d in (84, 63, 42)]
+    return [*fb.metastatic_history(), *doses, stopped, new]
+
+
+def test_a_course_resumed_by_a_new_order_is_due_at_its_start_not_overdue() -> None:
+    """The new order plans the next dose for 2026-12-02: not 'overdue since 2026-11-04' (the old
+    cycle), and the pre-dose lab cards wait until that dose is within the lab window."""
+
+    def no_labs(days_ahead: int) -> list[dict]:
+        history = _resumed_after_a_toxicity_stop(fb.NOW + timedelta(days=days_ahead))
+        return [h for h in history if h["resourceType"] != "Observation"]
+
+    findings = on_patient_view(no_labs(7))
+    assert only(findings, "treatment-summary").facts["status"] == "next due 2026-12-02"
+    assert not rule_ids(findings) & {"platelets-missing", "liver-tests-missing"}
+    assert {"platelets-missing", "liver-tests-missing"} <= rule_ids(on_patient_view(no_labs(1)))
+
+
+def test_a_new_order_without_a_start_is_overdue_from_when_it_was_written() -> None:
+    finding = only(on_patient_view(_resumed_after_a_toxicity_stop(None)), "treatment-summary")
+    assert finding.facts["status"] == "next dose overdue since 2026-11-23"
+
+
+def test_the_next_per_infusion_order_does_not_move_the_due_date() -> None:
+    """An ongoing course whose next order is written 5 days after the last dose: due one cycle on."""
+    order = fb.medication_request(status="active", authored=fb.ago(days=2))
+    finding = only(on_patient_view(on_tdm1(7, 4, order)), "treatment-summary")
+    assert finding.facts["status"] == "next due 2026-12-09"

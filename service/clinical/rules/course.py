@@ -96,14 +96,20 @@ class Course:
     # Early breast cancer: the label's fixed course (14 cycles) has been given, so the course is
     # over at its last dose whatever the orders say (per-infusion orders are each `completed`).
     fixed_course_given: bool = False
+    # The start of the newest order when it is a request begun after the last dose: no dose has been
+    # given under it yet, so it plans the next one (a course resumed after a toxicity hold).
+    planned: datetime | None = None
 
     @property
     def active(self) -> bool:
         return self.stopped_at is None
 
     def next_due(self, cycle: timedelta) -> datetime | None:
+        """One cycle after the last dose, or the newest order's later start: a dose held for
+        toxicity and re-ordered for a later date is due then, not 'overdue' since the old cycle."""
         if self.last_dose and self.last_dose.start:
-            return self.last_dose.start + cycle
+            due = self.last_dose.start + cycle
+            return self.planned if self.planned and self.planned > due else due
         return None
 
 
@@ -164,6 +170,9 @@ def tdm1_course(record: PatientRecord, now: datetime, knowledge: Knowledge) -> C
         # Otherwise a finished adjuvant course of per-infusion orders reads as ongoing: "next dose
         # overdue", labs due, and a later T-DXd order taken for a swap in the middle of a course.
         stopped_at, stop_dated = last_dose.start, False
+    planned = None
+    if latest_order and latest_order.kind == "request" and last_dose and last_dose.start:
+        planned = latest_order.start if latest_order.start and latest_order.start > last_dose.start else None
     return Course(
         events=events,
         doses=doses,
@@ -173,4 +182,5 @@ def tdm1_course(record: PatientRecord, now: datetime, knowledge: Knowledge) -> C
         stop_event=stop_event,
         stop_dated=stop_dated,
         fixed_course_given=fixed_course_given,
+        planned=planned,
     )
