@@ -573,3 +573,22 @@ def test_hys_law_in_the_newest_results_is_said_once() -> None:
     assert finding.variant == "discontinue"
     # Each Hy's-law line pairs a transaminase "with total bilirubin"; the earlier pair is not listed.
     assert sum(" with total bilirubin " in r for r in finding.facts["reasons"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "uln", "headline"),
+    [
+        ("bilirubin", 1.7, 1.1, "total bilirubin 1.55 × ULN"),
+        ("alt", 176, 35, "ALT 5.03 × ULN"),
+        ("alt", 801, 40, "ALT 20.02 × ULN"),
+        ("alt", 240, 40, "ALT 6.0 × ULN"),
+    ],
+)
+def test_headline_never_rounds_a_held_result_down_to_the_table_level(
+    kind: str, value: float, uln: float, headline: str
+) -> None:
+    """Bilirubin 1.7 mg/dL, ULN 1.1, is held (> 1.5 × ULN): the summary said "1.5 × ULN"; ALT 801,
+    ULN 40, is discontinued (> 20 × ULN): it said "20.0 × ULN"."""
+    history = metastatic(*fresh_except(kind), fb.observation(kind, value, fb.ago(days=1), uln=uln))
+    (finding,) = evaluate(context(history))
+    assert finding.facts["headline"] == headline

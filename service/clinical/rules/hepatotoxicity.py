@@ -106,7 +106,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         if current is not None:
             found.append(current)
             line = f"{_describe(kind, result, times)}: {current.instruction()}"
-            headline = f"{LIVER_TESTS[kind]} {times:.1f} × ULN"
+            headline = f"{LIVER_TESTS[kind]} {tables.times_text(times)} × ULN"
             if kind in held:
                 acting.add(kind)
                 line += f"; {tables.held_over_text(ctx, result, current, LIVER_TESTS[kind])}"
@@ -117,7 +117,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             e_result, e_band = earlier
             e_times = tables.ratio(e_result) or 0.0
             line = f"Since the last T-DM1 dose, {_describe(kind, e_result, e_times)}: {e_band.instruction()}"
-            headline = f"{LIVER_TESTS[kind]} {e_times:.1f} × ULN on {tables.day(e_result.when)}"
+            headline = (
+                f"{LIVER_TESTS[kind]} {tables.times_text(e_times)} × ULN on {tables.day(e_result.when)}"
+            )
             (on_hold if current is not None else resumption).append((e_band, headline, line))
     extra_sources: list[str] = []
     for band, headline, line in on_hold:
@@ -224,7 +226,7 @@ def _earlier_discontinuation(
             out.append(
                 (
                     band,
-                    f"{LIVER_TESTS[kind]} {times:.1f} × ULN on {tables.day(result.when)}",
+                    f"{LIVER_TESTS[kind]} {tables.times_text(times)} × ULN on {tables.day(result.when)}",
                     f"{_describe(kind, result, times)}, on T-DM1: {band.instruction()} "
                     "(a permanent criterion; later recovery does not lift it)",
                 )
@@ -338,7 +340,10 @@ def _hys_law(
         return "", "", set()
     kind, (result, times) = max(transaminases, key=lambda item: item[1][1])
     if times > limits["transaminase_above_uln"] and bilirubin[1] > limits["bilirubin_above_uln"]:
-        headline = f"{LIVER_TESTS[kind]} {times:.1f} × ULN with bilirubin {bilirubin[1]:.1f} × ULN (Hy's-law pattern)"
+        headline = (
+            f"{LIVER_TESTS[kind]} {tables.times_text(times)} × ULN with bilirubin "
+            f"{tables.times_text(bilirubin[1])} × ULN (Hy's-law pattern)"
+        )
         older = [LIVER_TESTS[k] for k in (kind, "bilirubin") if k in held]
         return (
             f"{_describe(kind, result, times)} with {_describe('bilirubin', *bilirubin)}: "

@@ -48,7 +48,7 @@ def _value(result: Result) -> str:
         return f"{tables.number(result.value or 0)}/mm3"
     text = f"{tables.number(result.value or 0)} {result.unit}".strip()
     times = tables.ratio(result)
-    return f"{text} ({times:.1f} × ULN)" if times is not None else f"{text} (no ULN)"
+    return f"{text} ({tables.times_text(times)} × ULN)" if times is not None else f"{text} (no ULN)"
 
 
 def _already_ordered(ctx: RuleContext, panel: str, kinds: list[str] | None = None) -> bool:

@@ -298,6 +298,13 @@ def dose_on(ctx: RuleContext) -> str:
     return f" on {day(ctx.at)}" if ctx.at > ctx.now else ""
 
 
+def times_text(times: float) -> str:
+    """A multiple of ULN as a summary shows it: one decimal when that is exact, else two. One decimal
+    reads a held bilirubin of 1.545 × ULN (1.7 mg/dL, ULN 1.1) as "1.5 × ULN", the very level the
+    label holds only above, and an ALT of 5.03 × ULN as "5.0"."""
+    return f"{times:.1f}" if round(times, 1) == times else f"{times:.2f}"
+
+
 def day(moment: datetime) -> str:
     return moment.date().isoformat()
 
