@@ -646,9 +646,14 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple
     if ranges is None:
         return None, ""
     problem = ""
+    text_only = ""
     for reference_range in ranges if isinstance(ranges, list) else (ranges,):
         high = reference_range.get("high") if isinstance(reference_range, dict) else None
-        if not isinstance(high, dict):
+        if not isinstance(high, dict) or high.get("value") is None:
+            # A range printed as text ("0-40 U/L") is there, but gives no number to divide by: said
+            # as it is, not as "no reference range", which the clinician can see is untrue.
+            text = as_str(reference_range.get("text")) if isinstance(reference_range, dict) else None
+            text_only = text_only or (text or "")
             continue
         # A range stated without a unit is in the result's unit: that is how labs print it.
         if not (high.get("code") or high.get("unit")):
@@ -669,6 +674,8 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple
                 )
             else:
                 problem = f"its ULN (referenceRange.high {stated}) is not above 0"
+    if not problem and text_only:
+        problem = f"its reference range is given only as text ({text_only[:60]!r}), with no numeric ULN"
     return None, problem
 
 

@@ -531,10 +531,14 @@ def _unit_problem(quantity: dict[str, Any]) -> str:
 # used, and why is kept (uln_problem): the first such ULN, unless a later range gives a usable one.
 def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple[float | None, str]:
     unconvertible: list[str] = []
+    texts: list[str] = []
     for reference_range in as_list(resource.get("referenceRange")):
         high = as_dict(as_dict(reference_range).get("high"))
         value = as_number(high.get("value"))
         if value is None:
+            # Deliberate change, 2026-12-01: a range given only as text is named as such.
+            if high.get("value") is None and as_str(as_dict(reference_range).get("text")):
+                texts.append(as_str(as_dict(reference_range).get("text")) or "")
             continue
         # A range stated without a unit is in the result's unit: that is how labs print it.
         if not (high.get("code") or high.get("unit")):
@@ -549,7 +553,11 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple
             unconvertible.append(f"its ULN (referenceRange.high {stated}) cannot be converted to {target}")
         else:  # deliberate change, 2026-12-01: a ULN of 0 or less is named, not taken for none
             unconvertible.append(f"its ULN (referenceRange.high {stated}) is not above 0")
-    return None, unconvertible[0] if unconvertible else ""
+    if unconvertible:
+        return None, unconvertible[0]
+    if texts:
+        return None, f"its reference range is given only as text ({texts[0][:60]!r}), with no numeric ULN"
+    return None, ""
 
 
 def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:

@@ -592,3 +592,14 @@ def test_headline_never_rounds_a_held_result_down_to_the_table_level(
     history = metastatic(*fresh_except(kind), fb.observation(kind, value, fb.ago(days=1), uln=uln))
     (finding,) = evaluate(context(history))
     assert finding.facts["headline"] == headline
+
+
+def test_reference_range_given_only_as_text_is_said_so_and_not_graded() -> None:
+    """A lab that prints its range as text ("0-40 U/L") and sends no referenceRange.high: the note
+    said the result 'has no reference range', which the clinician, seeing the range, knows is untrue."""
+    alt = fb.observation("alt", 900, fb.ago(days=1))
+    alt["referenceRange"] = [{"text": "0-40 U/L"}]
+    ctx = context(metastatic(*fresh_except("alt"), alt))
+    assert evaluate(ctx) == []
+    (note,) = ctx.notes
+    assert "given only as text ('0-40 U/L'), with no numeric ULN" in note and "cannot be graded" in note
