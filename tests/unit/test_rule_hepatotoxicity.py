@@ -580,8 +580,11 @@ def test_hys_law_in_the_newest_results_is_said_once() -> None:
     [
         ("bilirubin", 1.7, 1.1, "total bilirubin 1.55 × ULN"),
         ("alt", 176, 35, "ALT 5.03 × ULN"),
-        ("alt", 801, 40, "ALT 20.02 × ULN"),
+        ("alt", 801, 40, "ALT 20.03 × ULN"),
         ("alt", 240, 40, "ALT 6.0 × ULN"),
+        # 5.0025 × ULN is held (> 5): to the nearest hundredth it read "5.00"
+        ("alt", 200.1, 40, "ALT 5.01 × ULN"),
+        ("bilirubin", 1.504, 1.0, "total bilirubin 1.51 × ULN"),
     ],
 )
 def test_headline_never_rounds_a_held_result_down_to_the_table_level(

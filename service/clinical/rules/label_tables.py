@@ -13,6 +13,7 @@ transaminases), so an unknown setting never gets the laxer MBC answer.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -299,10 +300,15 @@ def dose_on(ctx: RuleContext) -> str:
 
 
 def times_text(times: float) -> str:
-    """A multiple of ULN as a summary shows it: one decimal when that is exact, else two. One decimal
-    reads a held bilirubin of 1.545 × ULN (1.7 mg/dL, ULN 1.1) as "1.5 × ULN", the very level the
-    label holds only above, and an ALT of 5.03 × ULN as "5.0"."""
-    return f"{times:.1f}" if round(times, 1) == times else f"{times:.2f}"
+    """A multiple of ULN as a summary shows it: one decimal when that is exact, else two, rounded up.
+    One decimal read a held bilirubin of 1.545 × ULN (1.7 mg/dL, ULN 1.1) as "1.5 × ULN", the very
+    level the label holds only above; two decimals rounded to nearest would still show 5.0025 × ULN
+    as "5.00". Rounded up, a value above a table level never reads as the level itself (the levels
+    have at most one decimal). The 1e-6 keeps a float just past an exact value (3.0000000000000004)
+    from reading 3.01."""
+    if round(times, 1) == times:
+        return f"{times:.1f}"
+    return f"{math.ceil(times * 100 - 1e-6) / 100:.2f}"
 
 
 def day(moment: datetime) -> str:
