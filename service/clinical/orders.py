@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.clinical.record import Dose, medication_family, request_dose
@@ -26,6 +26,7 @@ from service.clinical.resources import (
     resource_key,
 )
 from service.clinical.terminology import LOOKALIKES, Terminology
+from service.clinical.units import unit_key
 
 MEDICATION_ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder"})
 # "x 6 cycles", "× 6 cycles", "for 6 cycles", "6 cycles", "6 doses"
@@ -34,12 +35,36 @@ _CYCLES_TEXT = re.compile(
 )
 
 
+# boundsDuration units (UCUM) that convert to a fixed length of time; a month or a year is longer
+# than any cycle, so it is never one infusion's order and need not be converted.
+_DURATION_UNITS = {
+    "min": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "wk": timedelta(weeks=1),
+}
+
+
 @dataclass(frozen=True)
 class PlannedEnd:
-    """Why an order has an end: the element path and a human description."""
+    """Why an order has an end: the element path and a human description.
+
+    `doses` (a count of doses) or `span` (from the order's start to its end), when the end says
+    one, so a rule can tell one infusion's order from a course with a planned end.
+    """
 
     path: str
     description: str
+    doses: float | None = None
+    span: timedelta | None = None
+
+    def one_infusion(self, cycle: timedelta) -> bool:
+        """An end that allows one dose only: a count of at most one, or less than one cycle from
+        the order's start. EHRs that order T-DM1 cycle by cycle (a treatment plan releasing each
+        cycle's order) write it this way; it ends that infusion, not the course."""
+        if self.doses is not None:
+            return self.doses <= 1
+        return self.span is not None and self.span < cycle
 
 
 @dataclass(frozen=True)
@@ -61,8 +86,14 @@ class DraftOrder:
         return self.family in LOOKALIKES
 
 
+def _duration(quantity: dict[str, Any]) -> timedelta | None:
+    value, unit = as_number(quantity.get("value")), _DURATION_UNITS.get(unit_key(quantity))
+    return value * unit if value is not None and unit is not None else None
+
+
 def planned_ends(resource: dict[str, Any]) -> tuple[PlannedEnd, ...]:
     ends: list[PlannedEnd] = []
+    authored = parse_datetime(resource.get("authoredOn"))
     for index, instruction in enumerate(as_list(resource.get("dosageInstruction"))):
         instruction = as_dict(instruction)
         repeat = as_dict(as_dict(instruction.get("timing")).get("repeat"))
@@ -70,21 +101,31 @@ def planned_ends(resource: dict[str, Any]) -> tuple[PlannedEnd, ...]:
         for element in ("count", "countMax"):
             count = as_number(repeat.get(element))
             if count is not None:
-                ends.append(PlannedEnd(f"{base}.{element}", f"{element} = {count:g} doses"))
+                ends.append(PlannedEnd(f"{base}.{element}", f"{element} = {count:g} doses", doses=count))
         if as_dict(repeat.get("boundsDuration")):
             duration = as_dict(repeat["boundsDuration"])
             ends.append(
                 PlannedEnd(
                     f"{base}.boundsDuration",
                     f"bounded to {duration.get('value')} {duration.get('unit') or duration.get('code') or ''}".strip(),
+                    span=_duration(duration),
                 )
             )
         if as_dict(repeat.get("boundsRange")):
             ends.append(PlannedEnd(f"{base}.boundsRange", "bounded by a range"))
-        _start, end = period_bounds(repeat.get("boundsPeriod"))
+        start, end = period_bounds(repeat.get("boundsPeriod"))
         written_end = as_dict(repeat.get("boundsPeriod")).get("end")
         if end:
-            ends.append(PlannedEnd(f"{base}.boundsPeriod.end", f"ends {end.date().isoformat()}"))
+            # From the order's start as the course reads it (record._request_period): boundsPeriod
+            # start, else authoredOn.
+            begins = start or authored
+            ends.append(
+                PlannedEnd(
+                    f"{base}.boundsPeriod.end",
+                    f"ends {end.date().isoformat()}",
+                    span=end - begins if begins else None,
+                )
+            )
         elif written_end is not None and not open_ended(written_end):
             # An end was written but cannot be read: still a planned end, and the card says so
             # rather than staying silent on it. 9999-12-31 and the like mean "no end" (open_ended).
@@ -97,13 +138,19 @@ def planned_ends(resource: dict[str, Any]) -> tuple[PlannedEnd, ...]:
             if match:
                 ends.append(
                     PlannedEnd(
-                        f"dosageInstruction[{index}].{text_element}", f'"{match.group(0)}" in the text'
+                        f"dosageInstruction[{index}].{text_element}",
+                        f'"{match.group(0)}" in the text',
+                        doses=float(match.group(1)),
                     )
                 )
     for index, note in enumerate(as_list(resource.get("note"))):
         match = _CYCLES_TEXT.search(as_str(as_dict(note).get("text")) or "")
         if match:
-            ends.append(PlannedEnd(f"note[{index}].text", f'"{match.group(0)}" in the note'))
+            ends.append(
+                PlannedEnd(
+                    f"note[{index}].text", f'"{match.group(0)}" in the note', doses=float(match.group(1))
+                )
+            )
     return tuple(ends)
 
 

@@ -67,6 +67,58 @@ def test_a_far_future_end_is_no_end(written: str) -> None:
     assert "fixed-duration-stop" not in rule_ids(on_order(draft, metastatic()))
 
 
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "count 1",
+        "countMax 1",
+        "boundsPeriod of its infusion day",
+        "boundsPeriod within the cycle",
+        "boundsDuration 1 d",
+        "end and no start, authored that day",
+        "text x 1 dose",
+    ],
+)
+def test_one_infusions_order_is_no_planned_end(shape: str) -> None:
+    """A treatment plan releases T-DM1 cycle by cycle: each order is for one infusion, and its end is
+    that infusion's, as course.tdm1_course reads such an order on record."""
+    draft = fb.medication_request()
+    instruction = draft["dosageInstruction"][0]
+    repeat = instruction["timing"]["repeat"]
+    if shape == "count 1":
+        repeat["count"] = 1
+    elif shape == "countMax 1":
+        repeat["countMax"] = 1
+    elif shape == "boundsPeriod of its infusion day":
+        repeat["boundsPeriod"] = {"start": "2026-11-26T09:00:00Z", "end": "2026-11-26T09:00:00Z"}
+    elif shape == "boundsPeriod within the cycle":
+        repeat["boundsPeriod"] = {"start": "2026-11-26", "end": "2026-12-16"}
+    elif shape == "boundsDuration 1 d":
+        repeat["boundsDuration"] = {"value": 1, "unit": "day", "system": fb.UCUM, "code": "d"}
+    elif shape == "end and no start, authored that day":
+        repeat["boundsPeriod"] = {"end": fb.iso(fb.NOW)}
+    else:
+        instruction["text"] = "3.6 mg/kg IV x 1 dose (cycle 4)"
+    assert "fixed-duration-stop" not in rule_ids(on_order(draft, metastatic()))
+
+
+@pytest.mark.parametrize("shape", ["count 2", "boundsPeriod of one cycle", "count 1 and x 6 cycles"])
+def test_an_end_past_one_infusion_is_a_planned_end(shape: str) -> None:
+    draft = fb.medication_request()
+    instruction = draft["dosageInstruction"][0]
+    repeat = instruction["timing"]["repeat"]
+    if shape == "count 2":
+        repeat["count"] = 2
+    elif shape == "boundsPeriod of one cycle":  # day 1 and day 22: two infusions
+        repeat["boundsPeriod"] = {"start": "2026-11-26", "end": "2026-12-17"}
+    else:
+        repeat["count"] = 1
+        instruction["text"] = "3.6 mg/kg IV q21 days x 6 cycles"
+    finding = only(on_order(draft, metastatic()), "fixed-duration-stop")
+    if shape == "count 1 and x 6 cycles":
+        assert finding.facts["planned_end"] == '"x 6 cycles" in the text'
+
+
 def test_open_ended_order_is_silent() -> None:
     assert "fixed-duration-stop" not in rule_ids(on_order(fb.medication_request(), metastatic()))
 

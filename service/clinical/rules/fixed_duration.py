@@ -7,6 +7,8 @@ unmanageable toxicity; only the early-breast-cancer (adjuvant, KATHERINE) course
 On order-select and order-sign:
 When  a T-DM1 order for a patient with metastatic disease carries a planned end
       (timing.repeat.count/countMax, boundsDuration, boundsRange, boundsPeriod.end, "× N cycles"),
+      other than one that allows a single infusion (a count of 1, an end less than one cycle after
+      the order's start: the per-cycle order of a treatment plan),
 Then  warn and suggest the same order without the end.
 On patient-view:
 When  the metastatic T-DM1 course was stopped (course.tdm1_course: the newest order stopped or past
@@ -40,7 +42,11 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
 def _order_has_end(ctx: RuleContext) -> list[Finding]:
     order = ctx.order
     assert order is not None
-    if not order.planned_ends:
+    # One infusion's order (count 1, or an end within one cycle of its start) is how a treatment
+    # plan releases each cycle; its end is that infusion's, not the course's (as course.tdm1_course
+    # reads such an order on record).
+    ends = [end for end in order.planned_ends if not end.one_infusion(ctx.cycle)]
+    if not ends:
         return []
     suggestions: tuple[Suggestion, ...] = ()
     if order.reference:
@@ -61,7 +67,7 @@ def _order_has_end(ctx: RuleContext) -> list[Finding]:
         Finding(
             rule_id=RULE_ID,
             indicator="warning",
-            facts={"planned_end": "; ".join(end.description for end in order.planned_ends)},
+            facts={"planned_end": "; ".join(end.description for end in ends)},
             order_ref=order.reference or None,
             suggestions=suggestions,
             sources=SOURCES,
