@@ -349,6 +349,11 @@ def _dose(quantity: Any) -> Dose | None:
     return None
 
 
+def quantity_dose(quantity: Any) -> Dose | None:
+    """A dose Quantity in mg/kg or mg (g converted), else None: how every order's dose is read."""
+    return _dose(quantity)
+
+
 def request_dose(resource: dict[str, Any]) -> Dose | None:
     for instruction in as_list(resource.get("dosageInstruction")):
         if not isinstance(instruction, dict):

@@ -391,3 +391,70 @@ def test_a_weight_with_an_unreadable_date_is_left_to_the_data_unavailable_note()
     assert evaluate(RULE, draft(dose=252, unit="mg"), history) == []
     notes = notes_on(build("pat-1", history, terminology.default()))
     assert any("body weight result(s) with an effective date that could not be read" in n for n in notes)
+
+
+EPIC_DOSE_RATE_TYPE = "http://epic.com/CodeSystem/dose-rate-type"
+
+
+def epic_draft(mg_per_kg: float, dosing_weight: float = 70.0) -> dict:
+    """A T-DM1 draft as Epic sends its dose: doseAndRate entries typed admin-amount (mL, at 20 mg/mL),
+    calculated (mg, from Epic's dosing weight) and ordered (mg/kg), in that order, and the text to match."""
+    mg = round(mg_per_kg * dosing_weight)
+
+    def entry(code: str, value: float, unit: str) -> dict:
+        return {
+            "type": {
+                "coding": [{"system": EPIC_DOSE_RATE_TYPE, "code": code, "display": code}],
+                "text": code,
+            },
+            "doseQuantity": {"value": value, "unit": unit, "system": fb.UCUM, "code": unit},
+        }
+
+    order = draft(dose=mg_per_kg)
+    instruction = order["dosageInstruction"][0]
+    instruction["doseAndRate"] = [
+        entry("admin-amount", mg / 20, "mL"),
+        entry("calculated", mg, "mg"),
+        entry("ordered", mg_per_kg, "mg/kg"),
+    ]
+    instruction["text"] = f"{mg_per_kg:g} mg/kg ({mg} mg) IV every 21 days; use 100 mg and 160 mg vials"
+    return order
+
+
+def doses_stated(resource: dict) -> dict[str, float]:
+    return {
+        e["type"]["text"]: e["doseQuantity"]["value"]
+        for e in resource["dosageInstruction"][0]["doseAndRate"]
+        if "doseQuantity" in e
+    }
+
+
+@pytest.mark.parametrize("rule", [RULE, MIXUP], ids=["dose-check", "product-mixup"])
+def test_the_corrected_order_states_the_new_dose_in_every_entry_of_an_epic_draft(rule) -> None:
+    """The update rewrote the first doseQuantity, Epic's admin-amount in mL, as 252 mg and left the
+    ordered 5.4 mg/kg (or 4.8) and the calculated mg standing: accepting it changed nothing."""
+    ordered = 5.4 if rule is MIXUP else 4.8
+    finding = one(evaluate(rule, epic_draft(ordered), metastatic(weight=70)))
+    suggestion = next(s for s in finding.suggestions if s.actions[0].type == "update")
+    resource = suggestion.actions[0].resource
+    # The volume was computed from the old dose: dropped, not left to contradict the new one.
+    assert doses_stated(resource) == {"calculated": 252, "ordered": 3.6}
+    assert resource["dosageInstruction"][0]["text"] == (
+        "3.6 mg/kg (252 mg) IV every 21 days; use 100 mg and 160 mg vials"
+    )
+    # accepted, it is the order the checks accept (no alert loop)
+    assert not {"dose-check", "product-mixup"} & {f.rule_id for f in all_rules([resource], metastatic())}
+
+
+def test_a_product_drafted_from_an_epic_draft_states_only_its_own_dose() -> None:
+    """tdxd-preferred and product-mixup draft the other product from the T-DM1 draft's dosage: the
+    T-DM1 mg amount and volume must not ride along beside the new mg/kg dose."""
+    from service.clinical.rules import dosing
+    from service.clinical.terminology import TDXD
+
+    resource = dosing.new_order_like(epic_draft(3.6), TDXD, "Patient/pat-1", "new-1", 5.4, "mg/kg")
+    assert resource is not None
+    assert doses_stated(resource) == {"ordered": 5.4}
+    assert resource["dosageInstruction"][0]["text"] == (
+        "5.4 mg/kg IV every 21 days; use 100 mg and 160 mg vials"
+    )

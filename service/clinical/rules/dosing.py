@@ -19,7 +19,7 @@ from typing import Any
 
 from service.clinical.findings import Action, RuleContext
 from service.clinical.knowledge import Knowledge
-from service.clinical.record import OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent
+from service.clinical.record import OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent, quantity_dose
 from service.clinical.resources import as_dict, as_list, as_str
 from service.clinical.suggestions import InvalidSuggestion, validated
 from service.clinical.terminology import TDM1, TDXD, TRASTUZUMAB
@@ -29,7 +29,8 @@ LADDER = "dosing.reduction-ladder"  # the knowledge entry of the T-DM1 dose leve
 _EPSILON = 1e-9
 # Orders in mg are rounded to whole milligrams: vials are 100/160 mg at 20 mg/mL.
 _MG_DECIMALS = 0
-_DOSE_IN_TEXT = re.compile(r"\d+(?:[.,]\d+)?\s*mg(?:\s*/\s*kg)?", re.IGNORECASE)
+_DOSE_IN_TEXT = re.compile(r"(\d+(?:[.,]\d+)?)\s*mg(\s*/\s*kg)?", re.IGNORECASE)
+_PARENTHESISED_DOSE = re.compile(r"\s*\(\s*" + _DOSE_IN_TEXT.pattern + r"\s*\)", re.IGNORECASE)
 
 PRODUCT_NAMES = {
     TDM1: "T-DM1 (Kadcyla)",
@@ -226,29 +227,91 @@ def update_description(value: float, unit: str, level: float) -> str:
     return f"Same T-DM1 order at {shown(value, unit)}{per_kg}"
 
 
-def with_dose(resource: dict[str, Any], value: float, unit: str) -> dict[str, Any]:
-    """A copy of the order with its first doseQuantity set to `value` (in `unit`), text to match.
+def with_dose(
+    resource: dict[str, Any], value: float, unit: str, *, also: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """A copy of the order stating `value` `unit` as its dose, text to match.
 
-    The unit coding of the order is kept when it is the unit we write; otherwise UCUM is written.
-    Dosage text that states a dose is rewritten so the order cannot say two different doses.
+    EHRs state one dose several ways in one instruction: Epic sends doseAndRate entries typed
+    `calculated` (mg), `admin-amount` (mL) and `ordered` (mg/kg), in that order. Each entry whose
+    doseQuantity reads in `unit`, or in a unit given in `also` (unit → value; e.g. the mg amount
+    beside an mg/kg level), is set to that value; an entry stating the dose in any other unit
+    (a volume, an mg amount with no weight to compute it) is derived from the old dose, so its
+    doseQuantity is dropped rather than left to contradict the new one. With no entry in those
+    units, the first doseQuantity is rewritten in `unit`. The unit coding of an entry is kept when
+    it is the unit we write; otherwise UCUM is written. Dosage text that states one of the old
+    doses is rewritten so the order cannot say two different doses.
     """
     updated = copy.deepcopy(resource)
-    text_dose = shown(value, unit)
+    amounts = {**(also or {}), unit: value}
     for instruction in as_list(updated.get("dosageInstruction")):
         instruction = as_dict(instruction)
-        for dose_and_rate in as_list(instruction.get("doseAndRate")):
-            quantity = as_dict(as_dict(dose_and_rate).get("doseQuantity"))
-            if not quantity:
-                continue
-            if (as_str(quantity.get("code")) or as_str(quantity.get("unit")) or "").lower() != unit:
-                quantity.update({"unit": unit, "system": "http://unitsofmeasure.org", "code": unit})
-            quantity["value"] = int(value) if float(value).is_integer() else value
-            for text_element in ("text", "patientInstruction"):
-                text = as_str(instruction.get(text_element))
-                if text and _DOSE_IN_TEXT.search(text):
-                    instruction[text_element] = _DOSE_IN_TEXT.sub(text_dose, text, count=1)
-            return updated
+        entries = [as_dict(e) for e in as_list(instruction.get("doseAndRate"))]
+        stated = [e for e in entries if as_dict(e.get("doseQuantity"))]
+        if not stated:
+            continue
+        read = {id(e): quantity_dose(e["doseQuantity"]) for e in stated}
+        targets = {id(e) for e in stated if (d := read[id(e)]) is not None and d.unit in amounts}
+        old_texts: list[tuple[float, str]] = []
+        if not targets:
+            targets, amounts = {id(stated[0])}, {unit: value}  # as the order wrote it, in our unit
+        for entry in stated:
+            dose = read[id(entry)]
+            if dose is not None:
+                old_texts.append((dose.value, dose.unit))
+            if id(entry) in targets:
+                _set_quantity(entry["doseQuantity"], *_amount_for(dose, amounts, unit))
+            else:
+                del entry["doseQuantity"]
+        kept = [e for e in entries if set(e) - {"type"}]
+        if kept:
+            instruction["doseAndRate"] = kept
+        for text_element in ("text", "patientInstruction"):
+            text = as_str(instruction.get(text_element))
+            if text:
+                instruction[text_element] = _rewritten_text(text, old_texts, amounts, (value, unit))
+        return updated
     return updated
+
+
+def _amount_for(dose: Dose | None, amounts: dict[str, float], unit: str) -> tuple[float, str]:
+    if dose is not None and dose.unit in amounts:
+        return amounts[dose.unit], dose.unit
+    return amounts[unit], unit
+
+
+def _set_quantity(quantity: dict[str, Any], value: float, unit: str) -> None:
+    if (as_str(quantity.get("code")) or as_str(quantity.get("unit")) or "").lower() != unit:
+        quantity.update({"unit": unit, "system": "http://unitsofmeasure.org", "code": unit})
+    quantity["value"] = int(value) if float(value).is_integer() else value
+
+
+def _rewritten_text(
+    text: str, old: list[tuple[float, str]], amounts: dict[str, float], primary: tuple[float, str]
+) -> str:
+    """Every mention of one of the order's old doses, in the new amount of its unit; one in a unit
+    with no new amount is dropped when in parentheses ("3.6 mg/kg (252 mg)"), else the new dose.
+    With no such mention, the first dose mention, as the new dose. Other mentions ("use 100 mg
+    vials") are left alone."""
+
+    def mention(match: re.Match[str]) -> tuple[float, str] | None:
+        number = float(match.group(1).replace(",", "."))
+        stated_unit = "mg/kg" if match.group(2) else "mg"
+        return (number, stated_unit) if (number, stated_unit) in old else None
+
+    def replace(match: re.Match[str]) -> str:
+        found = mention(match)
+        if found is None:
+            return match.group(0)
+        return shown(amounts[found[1]], found[1]) if found[1] in amounts else shown(*primary)
+
+    def drop(match: re.Match[str]) -> str:
+        found = mention(match)
+        return "" if found is not None and found[1] not in amounts else match.group(0)
+
+    if any(mention(m) for m in _DOSE_IN_TEXT.finditer(text)):
+        return _DOSE_IN_TEXT.sub(replace, _PARENTHESISED_DOSE.sub(drop, text))
+    return _DOSE_IN_TEXT.sub(shown(*primary), text, count=1)
 
 
 def offered_update(original: dict[str, Any], updated: dict[str, Any]) -> dict[str, Any] | None:
@@ -274,7 +337,11 @@ def dose_update(order_resource: dict[str, Any], level: float, ordered: OrderedDo
     """The draft set to `level` mg/kg, in the unit it was ordered in, as an update action; None when
     the corrected order may not be offered (see offered_update)."""
     value, unit = level_in_order_unit(level, ordered)
-    updated = offered_update(order_resource, with_dose(order_resource, value, unit))
+    # The same level in the other unit the order may state it in (Epic's calculated mg beside the
+    # ordered mg/kg), when the weight is known; without one an mg amount cannot be recomputed.
+    weight = ordered.weight.value if ordered.weight and ordered.weight.value else None
+    also = {"mg/kg": level} | ({"mg": float(round(level * weight, _MG_DECIMALS))} if weight else {})
+    updated = offered_update(order_resource, with_dose(order_resource, value, unit, also=also))
     if updated is None:
         return None
     return Action(type="update", description=update_description(value, unit, level), resource=updated)
