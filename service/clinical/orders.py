@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.clinical.record import Dose, medication_family, request_dose
+from service.clinical.record import Dose, medication_family, request_dose, request_per_kg_dose
 from service.clinical.resources import (
     as_dict,
     as_list,
@@ -76,6 +76,9 @@ class DraftOrder:
     planned_ends: tuple[PlannedEnd, ...]
     start: datetime | None
     selected: bool
+    # The dose the order states in mg/kg when `dose` (its first) is in mg: read when the mg amount
+    # cannot be put in mg/kg (no fresh weight).
+    per_kg_dose: Dose | None = None
 
     @property
     def resource_type(self) -> str:
@@ -219,11 +222,12 @@ def parse_draft_orders(
     for resource in bundle_resources(draft_orders):
         key = resource_key(resource) or ""
         family = None
-        dose = None
+        dose = per_kg = None
         ends: tuple[PlannedEnd, ...] = ()
         if resource.get("resourceType") in MEDICATION_ORDER_TYPES:
             family = medication_family(resource, terminology, medications)
             dose = request_dose(resource)
+            per_kg = request_per_kg_dose(resource) if dose is not None and dose.unit == "mg" else None
             ends = planned_ends(resource)
         orders.append(
             DraftOrder(
@@ -234,6 +238,7 @@ def parse_draft_orders(
                 planned_ends=ends,
                 start=order_start(resource),
                 selected=not selected or key in selected,
+                per_kg_dose=per_kg,
             )
         )
     return orders

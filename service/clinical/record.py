@@ -354,6 +354,17 @@ def quantity_dose(quantity: Any) -> Dose | None:
     return _dose(quantity)
 
 
+def request_per_kg_dose(resource: dict[str, Any]) -> Dose | None:
+    """The first dose the order states in mg/kg: beside an mg amount (Epic's calculated mg before
+    its ordered mg/kg) it is the prescriber's dose, checkable with no weight at all."""
+    for instruction in as_list(resource.get("dosageInstruction")):
+        for dose_and_rate in as_list(as_dict(instruction).get("doseAndRate")):
+            dose = _dose(as_dict(dose_and_rate).get("doseQuantity"))
+            if dose is not None and dose.unit == "mg/kg":
+                return dose
+    return None
+
+
 def request_dose(resource: dict[str, Any]) -> Dose | None:
     for instruction in as_list(resource.get("dosageInstruction")):
         if not isinstance(instruction, dict):

@@ -458,3 +458,30 @@ def test_a_product_drafted_from_an_epic_draft_states_only_its_own_dose() -> None
     assert resource["dosageInstruction"][0]["text"] == (
         "5.4 mg/kg IV every 21 days; use 100 mg and 160 mg vials"
     )
+
+
+@pytest.mark.parametrize("weight_days", [None, 40], ids=["no weight", "weight 40 days old"])
+def test_an_mg_amount_without_a_fresh_weight_leaves_the_orders_own_mg_per_kg_dose(weight_days) -> None:
+    """Epic's calculated mg comes before its ordered mg/kg: the mg amount was read, and with no
+    fresh weight the T-DXd dose of 5.4 mg/kg got only 'cannot be checked', never product-mixup."""
+    history = metastatic(weight=None if weight_days is None else 70, weight_days=weight_days or 2)
+    findings = all_rules([epic_draft(5.4)], history)
+    mixup = one([f for f in findings if f.rule_id == "product-mixup"])
+    assert mixup.indicator == "critical" and mixup.facts["mg_per_kg"] == "5.4"
+    assert "dose-check" not in {f.rule_id for f in findings}
+    above = one(evaluate(RULE, epic_draft(4.8), history))
+    assert above.variant == "above-maximum" and above.indicator == "critical"
+    # no weight to recompute 252 mg from: the mg amount goes, the mg/kg level stays
+    assert doses_stated(update_of(above)) == {"ordered": 3.6}
+
+
+def test_a_lookalike_in_mg_without_a_weight_is_compared_by_its_own_mg_per_kg_dose() -> None:
+    order = epic_draft(3.6)
+    order["medicationCodeableConcept"] = fb.medication_concept("tdxd")
+    finding = one(evaluate(MIXUP, order, metastatic(weight=None)))
+    assert finding.variant == "lookalike-at-tdm1-dose"
+
+
+def test_an_mg_only_order_without_a_fresh_weight_still_cannot_be_checked() -> None:
+    finding = one(evaluate(RULE, draft(dose=252, unit="mg"), metastatic(weight=70, weight_days=40)))
+    assert finding.variant == "weight-stale"

@@ -169,6 +169,15 @@ def _ordered_dose(ctx: RuleContext) -> OrderedDose:
         return OrderedDose(None, None, None, None, "no-dose")
     if dose.unit == "mg/kg":
         return OrderedDose(dose, dose.value, None, None, "")
+    in_mg = _in_mg(ctx, dose)
+    if in_mg.problem and order is not None and order.per_kg_dose is not None:
+        # The order states its dose in mg/kg too (Epic: calculated mg, then ordered mg/kg): that is
+        # checkable without a weight, and a T-DXd 5.4 mg/kg must not hide behind a stale weight.
+        return OrderedDose(order.per_kg_dose, order.per_kg_dose.value, None, None, "")
+    return in_mg
+
+
+def _in_mg(ctx: RuleContext, dose: Dose) -> OrderedDose:
     if OBSERVATIONS not in ctx.record.available:
         return OrderedDose(dose, None, None, None, "no-weight-data")
     fresh, newest = weight_for(ctx.record, ctx.at, ctx.params.weight_stale)
