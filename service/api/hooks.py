@@ -22,7 +22,7 @@ from service.clinical import engine
 from service.clinical import record as records
 from service.clinical.findings import Params
 from service.clinical.orders import DraftOrder, parse_draft_orders
-from service.clinical.resources import as_dict, bundle_resources, read_bundle
+from service.clinical.resources import as_dict, as_str, bundle_resources, read_bundle
 from service.fhir.client import FhirClient
 from service.fhir.resolve import DataNotObtainable, ResolvedData, resolve
 from service.issuers import is_loopback_host, normalise_base
@@ -140,11 +140,11 @@ def _fhir_client(request_body: dict[str, Any]) -> FhirClient | None:
     )
 
 
-def _quick_silence(request_body: dict[str, Any], orders: list[DraftOrder]) -> bool:
+def _quick_silence(orders: list[DraftOrder], draft_medications: dict[str, dict[str, Any]]) -> bool:
     """An order hook with no T-DM1 or look-alike in it needs no data at all: answer at once."""
     if any(o.is_lookalike for o in orders):
         return False
-    unresolved = records.unresolved_medication_ids([o.resource for o in orders], {})
+    unresolved = records.unresolved_medication_ids([o.resource for o in orders], draft_medications)
     return not unresolved
 
 
@@ -166,11 +166,21 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     if total > settings.max_resources:
         raise ApiError(400, f"More than {settings.max_resources} resources in one request.")
     selections = context.get("selections") if hook == "order-select" else None
-    prefetched_medications = {
+    # A Medication sent beside the orders in draftOrders names what they order: as good as a
+    # contained one, and the EHR may hold no copy yet for the service to fetch.
+    draft_medications = {
         f"Medication/{r.get('id')}": r
-        for read in prefetched_reads.values()
-        for r in read.resources
-        if r.get("resourceType") == "Medication"
+        for r in bundle_resources(draft_bundle)
+        if r.get("resourceType") == "Medication" and as_str(r.get("id"))
+    }
+    prefetched_medications = {
+        **{
+            f"Medication/{r.get('id')}": r
+            for read in prefetched_reads.values()
+            for r in read.resources
+            if r.get("resourceType") == "Medication"
+        },
+        **draft_medications,
     }
     orders = (
         parse_draft_orders(draft_bundle, selections, terminology, prefetched_medications)
@@ -179,7 +189,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     )
     # Before anything else: a fhirServer this client may not name is refused even when no data is needed.
     client = _fhir_client(request_body)
-    if hook in ORDER_HOOKS and _quick_silence(request_body, orders):
+    if hook in ORDER_HOOKS and _quick_silence(orders, draft_medications):
         _log_call(declaration, request_body, started, cards=[], data=None)
         return {"cards": []}
 
@@ -190,7 +200,11 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             client,
             deadline_seconds=settings.fetch_deadline_seconds,
             workers=settings.fetch_workers,
-            draft_resources=[o.resource for o in orders],
+            draft_resources=[
+                o.resource
+                for o in orders
+                if records.unresolved_medication_ids([o.resource], draft_medications)
+            ],
             cache=current_app.config.get("FETCH_CACHE"),
             prefetched_reads=prefetched_reads,
             check_total=settings.check_bundle_total,
@@ -207,7 +221,9 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     if hook in ORDER_HOOKS:
         if records.unresolved_medication_ids([o.resource for o in orders], prefetched_medications):
             # Some draft named a Medication that only the FHIR server had: identify it again.
-            orders = parse_draft_orders(draft_bundle, selections, terminology, record.medications)
+            orders = parse_draft_orders(
+                draft_bundle, selections, terminology, {**record.medications, **draft_medications}
+            )
         findings = engine.evaluate_orders(hook, record, orders, now, params, notes=data.notes)  # type: ignore[arg-type]
     else:
         findings = engine.evaluate_patient_view(record, now, params, notes=data.notes)

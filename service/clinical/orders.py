@@ -2,7 +2,7 @@
 
 Tolerant of what real clients send: a draftOrders Bundle without Bundle.type, orders without
 intent, re-signed orders whose status is not draft, medicationReference to a contained or
-prefetched Medication.
+prefetched Medication, or to one sent beside the orders in draftOrders (the hook edge adds those).
 """
 
 from __future__ import annotations

@@ -284,6 +284,33 @@ def test_medication_reference_to_prefetched_medication(client: FlaskClient, froz
     assert "first-line-use" in codes(post(client, "tdm1-order-sign", body))
 
 
+def test_medication_reference_to_a_medication_sent_in_draft_orders(client: FlaskClient, frozen_now) -> None:
+    """The Medication beside the order in draftOrders: read as a contained one. It was neither
+    prefetched nor on the server, so the T-DM1 draft was never identified and no card fired."""
+    draft = fb.medication_request()
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "Medication/kadcyla-160"}
+    medication = {"resourceType": "Medication", "id": "kadcyla-160", "code": fb.medication_concept("tdm1")}
+    body = fb.hook_request(
+        "order-sign", drafts=[draft, medication], history=fb.metastatic_history(prior_her2=False)
+    )
+    assert codes(post(client, "tdm1-order-sign", body)) == {"first-line-use"}  # nothing said missing
+
+
+def test_an_order_for_another_drug_named_in_draft_orders_needs_no_data(client: FlaskClient) -> None:
+    draft = fb.medication_request()
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "Medication/ondansetron"}
+    medication = {
+        "resourceType": "Medication",
+        "id": "ondansetron",
+        "code": {"coding": [{"system": fb.RXNORM, "code": "26225", "display": "ondansetron"}]},
+    }
+    body = fb.hook_request("order-sign", drafts=[draft, medication], prefetch={})
+    response = client.post("/cds-services/tdm1-order-sign", json=body)
+    assert response.status_code == 200 and response.get_json() == {"cards": []}
+
+
 @pytest.mark.parametrize(
     "bad", [None, {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}]
 )
