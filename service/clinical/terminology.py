@@ -87,6 +87,8 @@ class Terminology:
     extensions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Stage values that are metastatic evidence (stage_iv, m1), as in terminology.yaml `staging`.
     staging: dict[str, Any] = field(default_factory=dict)
+    # Every URI an NDC may come under (the canonical one and its aliases): each is compared as 11 digits.
+    ndc_systems: frozenset[str] = frozenset()
     # Derived from the fields above (which nothing mutates): the order-respecting lookups.
     _drug_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
     _observation_kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -127,10 +129,10 @@ class Terminology:
     # -- drugs ---------------------------------------------------------------------------------
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
         """The first family, in terminology order, naming any of the codings; else by text."""
-        ranks, ndc = self._drug_ranks, self.systems["ndc"]
+        ranks, ndc = self._drug_ranks, self.ndc_systems or {self.systems["ndc"]}
         best: int | None = None
         for system, code in coding_list:
-            rank = ranks.get((system, normalise_ndc(code)) if system == ndc else (system, code))
+            rank = ranks.get((system, normalise_ndc(code)) if system in ndc else (system, code))
             if rank is not None and (best is None or rank < best):
                 best = rank
         if best is not None:
@@ -146,11 +148,6 @@ class Terminology:
 
     def is_her2_directed(self, family: str | None) -> bool:
         return any(d.family == family and d.her2_directed for d in self.drugs)
-
-    def _normalise(self, system: str, code: str) -> Coding:
-        if system == self.systems["ndc"]:
-            return system, normalise_ndc(code)
-        return system, code
 
     # -- observations and conditions ------------------------------------------------------------
     def observation_kind(self, coding_list: Iterable[Coding]) -> str | None:
@@ -269,6 +266,7 @@ def from_data(data: dict[str, Any]) -> Terminology:
         lab_panels=data["lab_panels"],
         extensions={name: tuple(spec["urls"]) for name, spec in data.get("extensions", {}).items()},
         staging=data.get("staging", {}),
+        ndc_systems=frozenset(uris("ndc")),
     )
 
 

@@ -51,6 +51,19 @@ def test_hcpcs_j9354_is_tdm1_under_each_uri_ehrs_send(system: str) -> None:
     assert TERMS.drug_family([(system, "J9354")]) == "tdm1"
 
 
+@pytest.mark.parametrize(
+    ("coding", "family"),
+    [
+        (("urn:oid:2.16.840.1.113883.6.88", "1371041"), "tdm1"),  # RxNorm by OID
+        (("urn:oid:2.16.840.1.113883.6.69", "50242-088-01"), "tdm1"),  # NDC by OID
+        (("urn:oid:2.16.840.1.113883.6.88", "50242-088-01"), None),  # an NDC is no RxNorm code
+        (("urn:oid:2.16.840.1.113883.6.96", "1371041"), None),  # SNOMED's OID: not RxNorm
+    ],
+)
+def test_rxnorm_and_ndc_codes_match_under_their_oids(coding: tuple[str, str], family: str | None) -> None:
+    assert TERMS.drug_family([coding]) == family
+
+
 def test_j9354_under_another_system_is_not_tdm1() -> None:
     assert TERMS.drug_family([("http://www.ama-assn.org/go/cpt", "J9354")]) is None
 
