@@ -75,11 +75,15 @@ def _run(rule: Rule, ctx: RuleContext, on_patient_view: bool, skipped: dict[str,
     return rule.evaluate(ctx)
 
 
-def _unique(findings: Iterable[Finding]) -> list[Finding]:
-    seen: set[tuple[str, str | None]] = set()
+def _unique(findings: Iterable[Finding | tuple[int, Finding]]) -> list[Finding]:
+    """One finding per rule id per order. A finding may come with the index of the draft it was
+    found on: an order without an id has no order_ref, and two such drafts (5.4 and 4.4 mg/kg T-DM1)
+    are still two orders, each owed its own card."""
+    seen: set[tuple[str, str | int | None]] = set()
     unique = []
-    for finding in findings:
-        key = (finding.rule_id, finding.order_ref)
+    for item in findings:
+        index, finding = item if isinstance(item, tuple) else (None, item)
+        key = (finding.rule_id, finding.order_ref or index)
         if key not in seen:
             seen.add(key)
             unique.append(finding)
@@ -116,13 +120,13 @@ def evaluate_orders(
     targets = [o for o in orders if o.selected and o.is_lookalike]
     if not targets:
         return []
-    findings: list[Finding] = []
+    findings: list[tuple[int, Finding]] = []
     skipped: dict[str, set[str]] = {}
     notes = list(notes or [])
-    for order in targets:
+    for index, order in enumerate(targets):
         ctx = order_context(hook, record, order, orders, now, params, notes)
         for rule in _order_rules(order.family):
-            findings += _run(rule, ctx, False, skipped)
+            findings += [(index, finding) for finding in _run(rule, ctx, False, skipped)]
     return _unique(findings) + _data_unavailable(skipped, list(dict.fromkeys(notes)))
 
 

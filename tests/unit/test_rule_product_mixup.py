@@ -10,6 +10,7 @@ from service.clinical.record import ALL_CATEGORIES, MEDICATION_ADMINISTRATIONS
 from service.clinical.rules.product_mixup import RULE
 from tests import fhir_builders as fb
 from tests.unit.label_a_helpers import ORDER_ID, all_rules, context, draft, evaluate, ids, metastatic
+from tests.unit.rule_helpers import on_order
 
 DRAFT_REF = f"MedicationRequest/{ORDER_ID}"
 
@@ -249,3 +250,24 @@ def test_accepting_replace_with_tdm1_gives_a_silent_order() -> None:
 def test_adjuvant_history_only_is_not_an_ongoing_course() -> None:
     adjuvant = fb.administration("tdm1", datetime(2024, 2, 1, tzinfo=UTC), dose=3.6)
     assert evaluate(RULE, draft("tdxd", dose=5.4), metastatic(adjuvant)) == []
+
+
+def test_two_drafts_without_ids_each_get_their_own_card() -> None:
+    """One card per rule id per order: two T-DM1 drafts sent without ids (5.4 and 4.4 mg/kg) are two
+    orders. Keyed on the order reference alone, the second draft's mix-up card was dropped."""
+    drafts = [fb.medication_request("tdm1", dose=dose) for dose in (5.4, 4.4)]
+    for d in drafts:
+        del d["id"]
+    findings = [f for f in on_order(drafts, metastatic()) if f.rule_id == "product-mixup"]
+    assert sorted(f.facts["matches"] for f in findings) == [
+        "T-DXd (Enhertu) 4.4 mg/kg",
+        "T-DXd (Enhertu) 5.4 mg/kg",
+    ]
+
+
+def test_the_same_draft_sent_twice_still_gets_one_card() -> None:
+    draft_order = fb.medication_request("tdm1", dose=5.4, rid="twice")
+    findings = [
+        f for f in on_order([draft_order, dict(draft_order)], metastatic()) if f.rule_id == "product-mixup"
+    ]
+    assert len(findings) == 1
