@@ -67,6 +67,39 @@ def test_feedback_is_idempotent_through_the_api(app: Flask) -> None:
     assert len(app.config["STORE"].feedback_for(card["uuid"])) == 1
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"card": "card\u0000x", "outcome": "overridden", "outcomeTimestamp": "2026-11-25T09:02:00Z"},
+        {"outcome": "overridden", "outcomeTimestamp": "2026-11-25T09:02:00\u0000Z"},
+        {
+            "outcome": "accepted",
+            "acceptedSuggestions": [{"id": "s\u0000"}],
+            "outcomeTimestamp": "2026-11-25T09:02:00Z",
+        },
+        {
+            "outcome": "overridden",
+            "overrideReason": {"reason": {"system": "urn:x\u0000", "code": "c"}},
+            "outcomeTimestamp": "2026-11-25T09:02:00Z",
+        },
+        {
+            "outcome": "overridden",
+            "overrideReason": {"reason": {"system": "urn:x", "code": "c\u0000"}},
+            "outcomeTimestamp": "2026-11-25T09:02:00Z",
+        },
+    ],
+)
+def test_a_nul_character_in_a_kept_feedback_field_is_400_not_a_503_to_retry(app: Flask, item: dict) -> None:
+    """PostgreSQL text cannot hold U+0000: the write failed, and the EHR was told to retry forever."""
+    client = app.test_client()
+    (card,) = client.post(HOOK, json=_card_request()).get_json()["cards"]
+    good = _overridden(card)["feedback"][0]
+    response = client.post(FEEDBACK, json={"feedback": [good, {"card": card["uuid"], **item}]})
+    assert response.status_code == 400 and response.is_json
+    assert "feedback/1/" in response.get_data(as_text=True)
+    assert client.post(FEEDBACK, json={"feedback": [good]}).get_json()["stored"] == 1
+
+
 @pytest.mark.parametrize("flaky_database", ["sqlite", "postgresql"], indirect=True)
 def test_database_down_hooks_answer_feedback_503_readyz_503(flaky_database) -> None:
     url, switch = flaky_database
