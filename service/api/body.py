@@ -23,6 +23,11 @@ def read_json() -> Any:
     settings = current_app.config["SETTINGS"]
     if request.mimetype not in JSON_TYPES:
         raise ApiError(415, f"Content-Type must be application/json, not {request.mimetype or 'absent'!r}.")
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        # Nothing here inflates a body (nor should it: a small gzip can expand past any limit), and
+        # the compressed bytes were reported as "not UTF-8". RFC 9110 §15.5.16: 415 for a coding.
+        raise ApiError(415, f"Content-Encoding {encoding!r} is not supported: send the body uncompressed.")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, f"Request body larger than {settings.max_body_bytes} bytes.")
     raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds a body sent without a length

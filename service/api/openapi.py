@@ -37,7 +37,7 @@ ERROR_STATUSES = {
     "404": "Unknown CDS service.",
     "412": "Data needed and not obtainable: no usable prefetch and no fhirServer.",
     "413": "Request body too large.",
-    "415": "Content-Type is not application/json.",
+    "415": "Content-Type is not application/json, or the body is compressed (Content-Encoding).",
     "503": "A dependency (database, replay cache) is unavailable; retry.",
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from typing import Any
@@ -561,3 +562,24 @@ def test_a_newer_result_that_cannot_be_dated_is_said_beside_an_older_normal_one(
     response = post(client, f"tdm1-{hook}", fb.hook_request(hook, drafts=drafts, history=history))
     codes = {c["source"]["topic"]["code"] for c in response.get_json()["cards"]}
     assert "thrombocytopenia-hold" in codes and "data-unavailable" not in codes
+
+
+@pytest.mark.parametrize("path", ["/cds-services/tdm1-order-sign", "/cds-services/tdm1-order-sign/feedback"])
+def test_a_compressed_body_is_415_naming_the_content_encoding(client: FlaskClient, path: str) -> None:
+    # It was read as raw bytes and refused as "not UTF-8", which sent the integrator the wrong way.
+    body = json.dumps(fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")])).encode()
+    response = client.post(
+        path, data=gzip.compress(body), content_type="application/json", headers={"Content-Encoding": "gzip"}
+    )
+    assert_outcome(response, 415, "Content-Encoding 'gzip'")
+
+
+def test_identity_content_encoding_is_read_as_is(client: FlaskClient) -> None:
+    body = json.dumps(fb.hook_request("order-sign", drafts=[fb.medication_request("tdm1")]))
+    response = client.post(
+        "/cds-services/tdm1-order-sign",
+        data=body,
+        content_type="application/json",
+        headers={"Content-Encoding": "identity"},
+    )
+    assert response.status_code == 200 and "cards" in response.get_json()
