@@ -7,6 +7,7 @@ offline, the way the service would; `knowledge` lists the clinical entries for s
 from __future__ import annotations
 
 import argparse
+import codecs
 import gc
 import json
 import os
@@ -15,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from service.settings import SettingsError, from_env
 
@@ -72,17 +75,30 @@ def _is_loopback_host(host: str) -> bool:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from service.api.body import syntax_message
     from service.app import create_app
+    from service.settings import MAX_JSON_DEPTH_PARSER
     from service.store import Store
 
     path = Path(args.request)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         print(f"tdm1-cds evaluate: {path}: no such file", file=sys.stderr)
         return 2
-    except (ValueError, UnicodeDecodeError) as exc:
-        print(f"tdm1-cds evaluate: {path}: not valid JSON ({exc})", file=sys.stderr)
+    except OSError as exc:  # a directory, no permission: a message, not a traceback
+        print(
+            f"tdm1-cds evaluate: {path}: cannot be read ({exc.strerror or type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        # The service's own parser (service/api/body.py): NaN is refused as it is over HTTP, and a
+        # deeply nested file is a JSONDecodeError where json.loads raised RecursionError.
+        document = orjson.loads(raw.removeprefix(codecs.BOM_UTF8))
+    except orjson.JSONDecodeError as exc:
+        reason = syntax_message(raw, exc, MAX_JSON_DEPTH_PARSER).removeprefix("Request body is ")
+        print(f"tdm1-cds evaluate: {path}: {reason}", file=sys.stderr)
         return 2
     if not isinstance(document, dict) or document.get("hook") not in HOOK_SERVICES:
         print(

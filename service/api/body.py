@@ -42,7 +42,7 @@ def read_json() -> Any:
         # parses), at a third of the cost for a FHIR prefetch (bench/RESULTS.md).
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, _syntax_message(raw, exc, settings.max_json_depth)) from None
+        raise ApiError(400, syntax_message(raw, exc, settings.max_json_depth)) from None
     if json_depth.exceeds(raw, document, settings.max_json_depth):
         raise ApiError(400, f"Request body is nested deeper than {settings.max_json_depth} levels.")
     if not isinstance(document, dict):
@@ -50,7 +50,7 @@ def read_json() -> Any:
     return document
 
 
-def _syntax_message(raw: bytes, exc: orjson.JSONDecodeError, depth_limit: int) -> str:
+def syntax_message(raw: bytes, exc: orjson.JSONDecodeError, depth_limit: int) -> str:
     reason = exc.msg
     if "not valid UTF-8" in reason:
         return "Request body is not UTF-8."

@@ -67,6 +67,37 @@ def test_bad_files_exit_non_zero_with_a_reason(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than"),  # was a RecursionError traceback
+        ('{"hook": "order-sign", "hookInstance": "h", "context": {}, "prefetch": {"x": NaN}}', "NaN"),
+    ],
+)
+def test_what_the_service_would_refuse_as_json_exits_2(
+    tmp_path: Path, capsys, content: str, message: str
+) -> None:
+    # json.loads reads NaN, which the HTTP edge refuses: evaluate answered 200 for a file no EHR could send.
+    path = tmp_path / "request.json"
+    path.write_text(content)
+    assert main(["evaluate", str(path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_path_that_cannot_be_read_exits_2_without_a_traceback(tmp_path: Path, capsys) -> None:
+    assert main(["evaluate", str(tmp_path)]) == 2  # a directory: IsADirectoryError escaped
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_a_request_file_with_a_utf8_byte_order_mark_is_read_as_the_service_reads_it(
+    tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "request.json"
+    path.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "first-line-metastatic.json").read_bytes())
+    assert main(["evaluate", "--now", NOW, str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["cards"]
+
+
 def test_a_request_the_service_rejects_exits_1_and_shows_why(tmp_path: Path, capsys) -> None:
     request = json.loads((FIXTURES / "first-line-metastatic.json").read_text())
     del request["context"]["draftOrders"]
