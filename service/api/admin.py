@@ -12,7 +12,7 @@ from html import escape
 from flask import Blueprint, Response, current_app, request
 
 from service import report
-from service.api.errors import ApiError
+from service.api.errors import ApiError, error_response
 
 blueprint = Blueprint("admin", __name__)
 
@@ -32,7 +32,10 @@ def admin_report() -> Response:
     if not expected:
         raise ApiError(404, "Not found.")
     if not _authorised(expected):
-        return Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="tdm1-cds admin"'})
+        # Bare like every 401 here, but JSON like every error (and as /openapi.json documents it).
+        response = error_response(401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="tdm1-cds admin"'
+        return response
     try:
         since = report.parse_since(request.args.get("since"))
     except ValueError as exc:

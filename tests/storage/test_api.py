@@ -207,6 +207,22 @@ def test_admin_report_needs_the_token(database_url: str) -> None:
         app.config["STORE"].close()
 
 
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic correct-horse-battery"])
+def test_admin_refusal_is_a_bare_json_outcome_as_documented(database_url: str, header: str | None) -> None:
+    # It was an empty text/html 401, where /openapi.json promises an OperationOutcome.
+    app = _app(database_url, admin_token="correct-horse-battery")
+    try:
+        response = app.test_client().get("/admin/report", headers={"Authorization": header} if header else {})
+        assert response.status_code == 401 and response.is_json
+        assert response.get_json() == {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "login"}],
+        }
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    finally:
+        app.config["STORE"].close()
+
+
 @pytest.mark.parametrize("flaky_database", ["sqlite", "postgresql"], indirect=True)
 def test_service_starts_and_answers_with_the_database_down(flaky_database) -> None:
     url, switch = flaky_database
