@@ -210,7 +210,12 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             check_total=settings.check_bundle_total,
         )
     except DataNotObtainable as exc:
-        raise ApiError(412, f"Data needed and not obtainable: {exc}.") from None
+        reason = str(exc)
+        if client is None and request_body.get("fhirServer"):
+            # A fhirServer was given and set aside (dev mode calls loopback only): "no fhirServer
+            # was given" would send the developer looking for a field that is there.
+            reason = "no usable prefetch was sent, and dev mode calls a fhirServer on loopback only"
+        raise ApiError(412, f"Data needed and not obtainable: {reason}.") from None
 
     draft_keys = {o.reference for o in orders if o.reference}
     record = records.build(

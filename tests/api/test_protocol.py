@@ -165,6 +165,15 @@ def test_no_prefetch_and_no_fhir_server_is_412(client: FlaskClient) -> None:
     assert_outcome(post(client, "tdm1-order-sign", body), 412)
 
 
+def test_412_in_dev_mode_says_a_remote_fhir_server_was_set_aside(client: FlaskClient) -> None:
+    # The sandbox's own server with no prefetch: the 412 said "no fhirServer was given".
+    body = {**first_line_request(), "fhirServer": "https://launch.smarthealthit.org/v/r4/fhir"}
+    del body["prefetch"]
+    response = post(client, "tdm1-order-sign", body)
+    assert_outcome(response, 412, "dev mode calls a fhirServer on loopback only")
+    assert "no fhirServer was given" not in response.get_data(as_text=True)
+
+
 def test_patient_view_without_any_data_is_412(client: FlaskClient) -> None:
     body = fb.hook_request("patient-view", history=[])
     del body["prefetch"]
