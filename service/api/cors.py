@@ -31,8 +31,15 @@ def register(app: Flask) -> None:
             return response
         return None
 
+    # Named origins: the answer depends on Origin, so a cache must key on it, for the answers with
+    # no Origin or a refused one too (Fetch, "CORS protocol and HTTP caches"); else a cached answer
+    # without Access-Control-Allow-Origin could be served to the allowed browser client, or the reverse.
+    vary_on_origin = bool(allowed) and "*" not in allowed
+
     @app.after_request
     def _cors_headers(response: Response) -> Response:
+        if vary_on_origin:
+            response.vary.add("Origin")
         origin = request.headers.get("Origin")
         if not origin:
             return response
@@ -40,8 +47,6 @@ def register(app: Flask) -> None:
         if value is None:
             return response
         response.headers["Access-Control-Allow-Origin"] = value
-        if value != "*":
-            response.headers.add("Vary", "Origin")
         if request.method == "OPTIONS":
             response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
             response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS

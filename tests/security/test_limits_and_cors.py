@@ -189,3 +189,17 @@ def test_check_bundle_total_is_on_by_default_and_reads_a_boolean() -> None:
     assert from_env({"TDM1_CDS_CHECK_BUNDLE_TOTAL": "false"}, dev=True).check_bundle_total is False
     with pytest.raises(SettingsError, match="CHECK_BUNDLE_TOTAL"):
         from_env({"TDM1_CDS_CHECK_BUNDLE_TOTAL": "sometimes"}, dev=True)
+
+
+@pytest.mark.parametrize("origin", [None, ORIGIN, "https://evil.example.org"])
+def test_named_origins_vary_on_origin_in_every_answer(make_app, origin: str | None) -> None:
+    # Vary: Origin was set only with an allowed Origin: a cache could serve the answer it stored for a
+    # request without Origin (no Access-Control-Allow-Origin) to the allowed browser client.
+    client = make_app(cors_origins=(ORIGIN,)).test_client()
+    headers = {"Origin": origin} if origin else {}
+    for response in (client.get("/healthz", headers=headers), preflight(client, origin or ORIGIN)):
+        assert [v.strip() for v in response.headers.get("Vary", "").split(",")].count("Origin") == 1
+
+
+def test_any_origin_needs_no_vary(client) -> None:
+    assert "Origin" not in client.get("/healthz", headers={"Origin": ORIGIN}).headers.get("Vary", "")
