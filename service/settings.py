@@ -6,6 +6,7 @@ source and a review status. Settings are operational: where to listen, how long 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -156,6 +157,19 @@ MAX_JSON_DEPTH_PARSER = 1024
 
 
 def validate(settings: Settings) -> None:
+    # float() reads "nan" and "inf": a NaN deadline fails every fetch in silence, an infinite one is a
+    # 500 on each call, and NaN passes every range check below (each comparison with it is False).
+    for spec in fields(Settings):
+        value = getattr(settings, spec.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SettingsError(f"{PREFIX}{spec.name.upper()} must be a finite number, not {value}")
+    if not 1 <= settings.port <= 65535:
+        raise SettingsError(f"{PREFIX}PORT must be between 1 and 65535")
+    # Zero gunicorn workers bind the port and never answer; zero fetch threads are a 500 per fetch.
+    if settings.workers < 1:
+        raise SettingsError(f"{PREFIX}WORKERS must be at least 1")
+    if settings.fetch_workers < 1:
+        raise SettingsError(f"{PREFIX}FETCH_WORKERS must be at least 1")
     # Asymmetric signatures only (CDS Hooks 2.0.1 forbids `none` and HMAC); ES384/RS384 are recommended.
     unsupported = set(settings.jwt_algorithms) - {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512"}
     if unsupported or not settings.jwt_algorithms:

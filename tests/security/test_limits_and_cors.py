@@ -203,3 +203,22 @@ def test_named_origins_vary_on_origin_in_every_answer(make_app, origin: str | No
 
 def test_any_origin_needs_no_vary(client) -> None:
     assert "Origin" not in client.get("/healthz", headers={"Origin": ORIGIN}).headers.get("Vary", "")
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "message"),
+    [
+        ("FETCH_WORKERS", "0", "FETCH_WORKERS must be at least 1"),  # was a 500 on every fetch
+        ("WORKERS", "0", "WORKERS must be at least 1"),  # gunicorn bound the port and never answered
+        ("PORT", "70000", "PORT must be between 1 and 65535"),  # was gunicorn's OverflowError traceback
+        ("FETCH_DEADLINE_SECONDS", "inf", "must be a finite number"),  # was a 500 on every fetch
+        ("FETCH_DEADLINE_SECONDS", "nan", "must be a finite number"),  # every fetch failed in silence
+        ("FETCH_CACHE_TTL_SECONDS", "nan", "must be a finite number"),
+        ("JWKS_TIMEOUT_SECONDS", "nan", "must be a finite number"),
+    ],
+)
+def test_settings_the_service_cannot_run_with_stop_it_at_start(variable: str, raw: str, message: str) -> None:
+    from service.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        from_env({f"TDM1_CDS_{variable}": raw, "TDM1_CDS_DEV": "1"})
