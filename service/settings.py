@@ -163,8 +163,9 @@ def validate(settings: Settings) -> None:
         value = getattr(settings, spec.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise SettingsError(f"{PREFIX}{spec.name.upper()} must be a finite number, not {value}")
-    if not 1 <= settings.port <= 65535:
-        raise SettingsError(f"{PREFIX}PORT must be between 1 and 65535")
+    # 0 is the system's pick of a free port (tests, a supervisor that reads it back): kept.
+    if not 0 <= settings.port <= 65535:
+        raise SettingsError(f"{PREFIX}PORT must be between 0 (any free port) and 65535")
     # Zero gunicorn workers bind the port and never answer; zero fetch threads are a 500 per fetch.
     if settings.workers < 1:
         raise SettingsError(f"{PREFIX}WORKERS must be at least 1")

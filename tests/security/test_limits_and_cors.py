@@ -210,7 +210,8 @@ def test_any_origin_needs_no_vary(client) -> None:
     [
         ("FETCH_WORKERS", "0", "FETCH_WORKERS must be at least 1"),  # was a 500 on every fetch
         ("WORKERS", "0", "WORKERS must be at least 1"),  # gunicorn bound the port and never answered
-        ("PORT", "70000", "PORT must be between 1 and 65535"),  # was gunicorn's OverflowError traceback
+        ("PORT", "70000", "PORT must be between 0"),  # was gunicorn's OverflowError traceback
+        ("PORT", "-1", "PORT must be between 0"),
         ("FETCH_DEADLINE_SECONDS", "inf", "must be a finite number"),  # was a 500 on every fetch
         ("FETCH_DEADLINE_SECONDS", "nan", "must be a finite number"),  # every fetch failed in silence
         ("FETCH_CACHE_TTL_SECONDS", "nan", "must be a finite number"),
@@ -222,3 +223,7 @@ def test_settings_the_service_cannot_run_with_stop_it_at_start(variable: str, ra
 
     with pytest.raises(SettingsError, match=message):
         from_env({f"TDM1_CDS_{variable}": raw, "TDM1_CDS_DEV": "1"})
+
+
+def test_port_0_the_systems_pick_of_a_free_port_is_accepted() -> None:
+    assert from_env({"TDM1_CDS_PORT": "0", "TDM1_CDS_DEV": "1"}).port == 0
