@@ -132,3 +132,25 @@ def test_the_next_per_infusion_order_does_not_move_the_due_date() -> None:
     order = fb.medication_request(status="active", authored=fb.ago(days=2))
     finding = only(on_patient_view(on_tdm1(7, 4, order)), "treatment-summary")
     assert finding.facts["status"] == "next due 2026-12-09"
+
+
+def test_a_plan_releasing_the_next_cycles_orders_ahead_is_due_at_the_first_of_them() -> None:
+    """A treatment plan released cycles 4 to 6 as per-infusion orders (each boundsPeriod its day);
+    cycle 4 (2026-11-16) was never given. The newest order's start (cycle 6, 2026-12-28) read as
+    'next due 2026-12-28', hiding the overdue dose and its pre-dose lab cards."""
+
+    def per_infusion(day: datetime) -> dict:
+        order = fb.medication_request(status="active", authored=fb.ago(days=40))
+        order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {
+            "start": fb.iso(day),
+            "end": fb.iso(day),
+        }
+        return order
+
+    last = fb.ago(days=30)
+    plan = [per_infusion(last + timedelta(days=21 * k)) for k in (1, 2, 3)]
+    doses = [fb.administration("tdm1", fb.ago(days=days)) for days in (72, 51, 30)]
+    history = [*fb.metastatic_history(labs=False), *doses, *plan]
+    findings = on_patient_view(history)
+    assert only(findings, "treatment-summary").facts["status"] == "next dose overdue since 2026-11-16"
+    assert {"platelets-missing", "liver-tests-missing"} <= rule_ids(findings)

@@ -96,8 +96,8 @@ class Course:
     # Early breast cancer: the label's fixed course (14 cycles) has been given, so the course is
     # over at its last dose whatever the orders say (per-infusion orders are each `completed`).
     fixed_course_given: bool = False
-    # The start of the newest order when it is a request begun after the last dose: no dose has been
-    # given under it yet, so it plans the next one (a course resumed after a toxicity hold).
+    # The start of the first request begun after the last dose: no dose has been given under it
+    # yet, so it plans the next one (a course resumed after a toxicity hold).
     planned: datetime | None = None
 
     @property
@@ -170,9 +170,23 @@ def tdm1_course(record: PatientRecord, now: datetime, knowledge: Knowledge) -> C
         # Otherwise a finished adjuvant course of per-infusion orders reads as ongoing: "next dose
         # overdue", labs due, and a later T-DXd order taken for a swap in the middle of a course.
         stopped_at, stop_dated = last_dose.start, False
+    # The first order begun after the last dose plans the next one (no dose given under it yet). The
+    # earliest, not the newest: a treatment plan may release the next cycles' orders ahead, and the
+    # furthest of them is not when the next dose is due (that read an overdue cycle as due in weeks).
     planned = None
-    if latest_order and latest_order.kind == "request" and last_dose and last_dose.start:
-        planned = latest_order.start if latest_order.start and latest_order.start > last_dose.start else None
+    if last_dose and last_dose.start:
+        last_start = last_dose.start
+        planned = min(
+            (
+                e.start
+                for e in orders
+                if e.kind == "request"
+                and e.start
+                and e.start > last_start
+                and e.status not in STOPPING_STATUSES["request"]
+            ),
+            default=None,
+        )
     return Course(
         events=events,
         doses=doses,
