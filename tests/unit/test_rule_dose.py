@@ -485,3 +485,18 @@ def test_a_lookalike_in_mg_without_a_weight_is_compared_by_its_own_mg_per_kg_dos
 def test_an_mg_only_order_without_a_fresh_weight_still_cannot_be_checked() -> None:
     finding = one(evaluate(RULE, draft(dose=252, unit="mg"), metastatic(weight=70, weight_days=40)))
     assert finding.variant == "weight-stale"
+
+
+@pytest.mark.parametrize("weight_days", [None, 60], ids=["no weight", "weight 60 days old"])
+def test_an_epic_mg_amount_on_a_ladder_mg_per_kg_without_a_fresh_weight_still_cannot_be_checked(
+    weight_days,
+) -> None:
+    """3.6 mg/kg ordered, 378 mg calculated by Epic from a dosing weight of 105 kg; the patient last
+    weighed 70 kg, 60 days ago (378 mg is 5.4 mg/kg for her). The mg amount is what is given: read as
+    its mg/kg alone, the order passed with no card at all, where it had the weight warning."""
+    history = metastatic(weight=None if weight_days is None else 70, weight_days=weight_days or 2)
+    finding = one(evaluate(RULE, epic_draft(3.6, dosing_weight=105), history))
+    assert finding.indicator == "warning"
+    assert finding.variant == ("weight-missing" if weight_days is None else "weight-stale")
+    assert finding.facts["ordered"] == "378 mg (calculated from 3.6 mg/kg)"
+    assert not [f for f in all_rules([epic_draft(3.6, 105)], history) if f.rule_id == "product-mixup"]

@@ -17,7 +17,10 @@ Then  compare dose/weight with the ladder, each level ± `dose_tolerance` (defau
 When  the dose is in mg and the weight is missing or older than `weight_stale`, or the newest
       weight cannot be read (a unit we cannot convert, no numeric value),
 Then  warn that the dose cannot be verified; an unreadable newest weight is named (date, why), and
-      an older weight is not used in its place.
+      an older weight is not used in its place. An order that also states its dose in mg/kg (Epic:
+      calculated mg, then ordered mg/kg) is checked on that mg/kg instead, and still gets this
+      warning when the mg/kg is on the ladder: the mg amount, from a dosing weight we cannot check,
+      is what is given.
 
 Decisions:
 - An mg/kg order is checked against the ladder without a weight: the ladder is in mg/kg, and the
@@ -36,6 +39,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
@@ -124,6 +128,10 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             "warning",
         )
     else:
+        if ordered.unverified_mg is not None:
+            # The stated mg/kg is on the ladder, but the mg amount the order gives (computed from a
+            # dosing weight we cannot check) is what is infused: still the weight warning.
+            return _unverified_mg(ctx, ordered)
         if unconverted:
             ctx.notes.append(
                 f"Re-escalation check incomplete: {unconverted} earlier T-DM1 dose(s) in mg have no body "
@@ -160,6 +168,18 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             sources=SOURCES,
         )
     ]
+
+
+def _unverified_mg(ctx: RuleContext, ordered: dosing.OrderedDose) -> list[Finding]:
+    """An on-ladder mg/kg beside an mg amount that cannot be put in mg/kg: the mg order's answer."""
+    in_mg = ordered.unverified_mg
+    assert in_mg is not None and in_mg.dose is not None and ordered.dose is not None
+    if in_mg.problem == "no-weight-data":
+        ctx.notes.append("Dose check not applied: the T-DM1 dose is in mg and body weight could not be read.")
+        return []
+    finding = _weight_finding(ctx, in_mg)
+    stated = f"{dosing.describe(in_mg.dose)} (calculated from {dosing.describe(ordered.dose)})"
+    return [dataclasses.replace(finding, facts={**finding.facts, "ordered": stated})]
 
 
 def _event_text(event: TherapyEvent | None) -> str:

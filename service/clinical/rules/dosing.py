@@ -128,6 +128,9 @@ class OrderedDose:
     # "" | "no-dose" | "no-weight-data" | "weight-missing" | "weight-stale" | "weight-unreadable"
     problem: str
     unreadable_weight: Result | None = None  # the newest weight, when it cannot be read
+    # Read from the mg/kg the order also states (Epic: calculated mg, then ordered mg/kg) because its
+    # mg amount, the one given, could not be put in mg/kg: that mg reading, with its weight problem.
+    unverified_mg: OrderedDose | None = None
 
 
 def weight_for(
@@ -173,7 +176,7 @@ def _ordered_dose(ctx: RuleContext) -> OrderedDose:
     if in_mg.problem and order is not None and order.per_kg_dose is not None:
         # The order states its dose in mg/kg too (Epic: calculated mg, then ordered mg/kg): that is
         # checkable without a weight, and a T-DXd 5.4 mg/kg must not hide behind a stale weight.
-        return OrderedDose(order.per_kg_dose, order.per_kg_dose.value, None, None, "")
+        return OrderedDose(order.per_kg_dose, order.per_kg_dose.value, None, None, "", unverified_mg=in_mg)
     return in_mg
 
 
