@@ -500,3 +500,16 @@ def test_an_epic_mg_amount_on_a_ladder_mg_per_kg_without_a_fresh_weight_still_ca
     assert finding.variant == ("weight-missing" if weight_days is None else "weight-stale")
     assert finding.facts["ordered"] == "378 mg (calculated from 3.6 mg/kg)"
     assert not [f for f in all_rules([epic_draft(3.6, 105)], history) if f.rule_id == "product-mixup"]
+
+
+def test_the_corrected_order_rewrites_a_dose_the_text_states_rounded() -> None:
+    """Epic's calculated dose is 337.44 mg (4.8 mg/kg for 70.3 kg); its text says "(337 mg)". The
+    mention matched no dose exactly and was left: the corrected order read "3.6 mg/kg (337 mg)"
+    beside a doseQuantity of 252 mg, two doses in one order."""
+    order = epic_draft(4.8, dosing_weight=70.3)
+    entries = order["dosageInstruction"][0]["doseAndRate"]
+    entries[0]["doseQuantity"]["value"], entries[1]["doseQuantity"]["value"] = 16.87, 337.44
+    order["dosageInstruction"][0]["text"] = "4.8 mg/kg (337 mg) IV every 21 days; use 100 mg vials"
+    resource = update_of(one(evaluate(RULE, order, metastatic(weight=70))))
+    assert doses_stated(resource) == {"calculated": 252, "ordered": 3.6}
+    assert resource["dosageInstruction"][0]["text"] == "3.6 mg/kg (252 mg) IV every 21 days; use 100 mg vials"

@@ -307,9 +307,11 @@ def _rewritten_text(
     vials") are left alone."""
 
     def mention(match: re.Match[str]) -> tuple[float, str] | None:
-        number = float(match.group(1).replace(",", "."))
-        stated_unit = "mg/kg" if match.group(2) else "mg"
-        return (number, stated_unit) if (number, stated_unit) in old else None
+        digits = match.group(1).replace(",", ".")
+        number, stated_unit = float(digits), "mg/kg" if match.group(2) else "mg"
+        # As the text rounds it: Epic's calculated 337.44 mg is "337 mg" in the text.
+        half = 0.5 * 10 ** -len(digits.partition(".")[2])
+        return next(((v, u) for v, u in old if u == stated_unit and abs(v - number) <= half + _EPSILON), None)
 
     def replace(match: re.Match[str]) -> str:
         found = mention(match)
