@@ -606,3 +606,18 @@ def test_reference_range_given_only_as_text_is_said_so_and_not_graded() -> None:
     assert evaluate(ctx) == []
     (note,) = ctx.notes
     assert "given only as text ('0-40 U/L'), with no numeric ULN" in note and "cannot be graded" in note
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "uln", "times"),
+    [("alt", 200.1, 40, "5.01"), ("bilirubin", 1.504, 1.0, "1.51"), ("alt", 240, 40, "6.00")],
+)
+def test_reason_line_states_the_multiple_as_the_headline_does(
+    kind: str, value: float, uln: float, times: str
+) -> None:
+    """ALT 200.1 U/L, ULN 40 (5.0025 × ULN) is held: the summary said "5.01 × ULN" and the reason
+    beside it "= 5.00 × ULN", the level the label holds only above."""
+    history = metastatic(*fresh_except(kind), fb.observation(kind, value, fb.ago(days=1), uln=uln))
+    (finding,) = evaluate(context(history))
+    (reason,) = finding.facts["reasons"]
+    assert f"= {times} × ULN (ULN " in reason

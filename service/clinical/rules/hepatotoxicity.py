@@ -62,7 +62,7 @@ NRH = "any.nrh"
 
 def _describe(kind: str, result: Result, times: float) -> str:
     return (
-        f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} = {times:.2f} × ULN "
+        f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} = {tables.times_two_decimals(times)} × ULN "
         f"(ULN {tables.number(result.uln or 0)}) on {tables.day(result.when)}"
     )
 

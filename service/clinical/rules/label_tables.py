@@ -308,6 +308,12 @@ def times_text(times: float) -> str:
     from reading 3.01."""
     if round(times, 1) == times:
         return f"{times:.1f}"
+    return times_two_decimals(times)
+
+
+def times_two_decimals(times: float) -> str:
+    """A multiple of ULN with two decimals, rounded up as times_text does: the reason lines beside a
+    summary must not read 5.0025 × ULN as "5.00" while the summary says "5.01"."""
     return f"{math.ceil(times * 100 - 1e-6) / 100:.2f}"
 
 
