@@ -64,7 +64,8 @@ class PlannedEnd:
         cycle's order) write it this way; it ends that infusion, not the course."""
         if self.doses is not None:
             return self.doses <= 1
-        return self.span is not None and self.span < cycle
+        # An end before the start is no infusion at all: a mistyped end, still a planned end.
+        return self.span is not None and timedelta(0) <= self.span < cycle
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ def _duration(quantity: dict[str, Any]) -> timedelta | None:
 def planned_ends(resource: dict[str, Any]) -> tuple[PlannedEnd, ...]:
     ends: list[PlannedEnd] = []
     authored = parse_datetime(resource.get("authoredOn"))
+    # Dispenses allowed after the first: count 1 with 5 repeats allowed is six infusions.
+    repeats = as_number(as_dict(resource.get("dispenseRequest")).get("numberOfRepeatsAllowed")) or 0
+    per_dispense = 1 + max(repeats, 0)
     for index, instruction in enumerate(as_list(resource.get("dosageInstruction"))):
         instruction = as_dict(instruction)
         repeat = as_dict(as_dict(instruction.get("timing")).get("repeat"))
@@ -104,7 +108,10 @@ def planned_ends(resource: dict[str, Any]) -> tuple[PlannedEnd, ...]:
         for element in ("count", "countMax"):
             count = as_number(repeat.get(element))
             if count is not None:
-                ends.append(PlannedEnd(f"{base}.{element}", f"{element} = {count:g} doses", doses=count))
+                described = f"{element} = {count:g} doses"
+                if repeats > 0:
+                    described += f", dispensed up to {per_dispense:g} times (numberOfRepeatsAllowed)"
+                ends.append(PlannedEnd(f"{base}.{element}", described, doses=count * per_dispense))
         if as_dict(repeat.get("boundsDuration")):
             duration = as_dict(repeat["boundsDuration"])
             ends.append(

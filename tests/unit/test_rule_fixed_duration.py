@@ -441,3 +441,24 @@ def test_a_standing_order_past_its_end_still_stops_the_course() -> None:
         on_patient_view(standing_order_course("completed", end="2026-06-20")), "fixed-duration-stop"
     )
     assert finding.facts["stopped"] == "2026-06-20"
+
+
+@pytest.mark.parametrize(
+    "shape", ["count 1, 5 repeats allowed", "end before the start", "end before authored"]
+)
+def test_what_only_looks_like_one_infusion_is_still_a_planned_end(shape: str) -> None:
+    """count 1 with dispenseRequest.numberOfRepeatsAllowed 5 is six infusions, and an end before
+    the order's start (a mistyped year) is no infusion at all: both fired before one-infusion
+    orders were set aside, and must still."""
+    draft = fb.medication_request()
+    repeat = draft["dosageInstruction"][0]["timing"]["repeat"]
+    if shape == "count 1, 5 repeats allowed":
+        repeat["count"] = 1
+        draft["dispenseRequest"] = {"numberOfRepeatsAllowed": 5}
+    elif shape == "end before the start":
+        repeat["boundsPeriod"] = {"start": "2026-11-26", "end": "2026-05-26"}
+    else:
+        repeat["boundsPeriod"] = {"end": "2026-05-25"}
+    finding = only(on_order(draft, metastatic()), "fixed-duration-stop")
+    if shape == "count 1, 5 repeats allowed":
+        assert "dispensed up to 6 times" in finding.facts["planned_end"]
