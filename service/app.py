@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app = Flask("tdm1_cds")
     app.config.update(
         SETTINGS=settings,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        # One byte more than the limit: a body sent without a length (chunked) is cut there by Werkzeug,
+        # and only a body cut past the limit is too large (body.read_json); one of exactly the limit is not.
+        MAX_CONTENT_LENGTH=settings.max_body_bytes + 1,
         JSON_SORT_KEYS=False,
         PARAMS=params_from(settings),
         TERMINOLOGY=terminology.default(),

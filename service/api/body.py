@@ -31,9 +31,10 @@ def read_json() -> Any:
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, f"Request body larger than {settings.max_body_bytes} bytes.")
     raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds a body sent without a length
-    if request.content_length is None and len(raw) >= settings.max_body_bytes:
-        # Werkzeug stops reading a length-less (chunked) body at the limit without saying so: a body
-        # that filled it was cut, and must be refused as too large, not parsed as truncated JSON.
+    if request.content_length is None and len(raw) > settings.max_body_bytes:
+        # Werkzeug stops reading a length-less (chunked) body at MAX_CONTENT_LENGTH (the limit + 1)
+        # without saying so: a body past the limit was cut, and must be refused as too large, not
+        # parsed as truncated JSON. One of exactly the limit is read whole, as with a Content-Length.
         raise ApiError(413, f"Request body larger than {settings.max_body_bytes} bytes.")
     if raw.startswith(codecs.BOM_UTF8):  # RFC 8259 §8.1: a parser may ignore it; .NET clients send one
         raw = raw[len(codecs.BOM_UTF8) :]

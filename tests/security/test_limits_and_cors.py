@@ -61,6 +61,36 @@ def test_body_without_content_length_is_bounded_too(tmp_path) -> None:
     assert json.loads(answer)["resourceType"] == "OperationOutcome"
 
 
+def _posted_without_length(app: Flask, body: bytes) -> str:
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(
+        path=SIGN, method="POST", data=body, content_type="application/json"
+    ).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True
+    statuses: list[str] = []
+    b"".join(app(environ, lambda status, _headers: statuses.append(status)))
+    return statuses[0]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_of_exactly_the_limit_is_read_with_or_without_a_length(tmp_path, chunked: bool) -> None:
+    """The limit is the largest body accepted: sent chunked, a body of exactly 2,000 bytes was a 413
+    while the same body with a Content-Length was read. One byte more is a 413 either way."""
+    app = dev_app(tmp_path, max_body_bytes=2_000)
+    small = json.dumps(fb.hook_request("order-sign", drafts=[], prefetch={})).encode()
+    exact = small + b" " * (2_000 - len(small))  # whitespace after the object is still JSON
+    for body, status in ((exact, "200"), (exact + b" ", "413")):
+        if chunked:
+            assert _posted_without_length(app, body).startswith(status)
+        else:
+            assert (
+                str(app.test_client().post(SIGN, data=body, content_type="application/json").status_code)
+                == status
+            )
+
+
 def test_nesting_depth_limit_is_configurable(tmp_path) -> None:
     request = sign_request(history=fb.metastatic_history())  # Bundle → entry → resource → ... ≈ 10 levels
     assert dev_app(tmp_path, max_json_depth=64).test_client().post(SIGN, json=request).status_code == 200
