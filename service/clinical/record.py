@@ -13,6 +13,9 @@ What it derives:
 - progression events (LOINC 97509-4 = SNOMED 271299001);
 - labs, weight and LVEF with UCUM-normalised values and their ULN from referenceRange.high, each
   dated by effective[x] (when the sample was drawn), else by issued (when the lab released it).
+A result reported as a bound (valueQuantity.comparator) is read on its worse side (BOUND_WORSE_WHEN):
+at the bound, or just beyond a strict bound on the unsafe side, and notes_on says so (bound_note); a
+bounded weight, "ad" and unknown comparators are unreadable.
 Entered-in-error, cancelled and preliminary results are dropped; results that are present but
 unreadable are kept with the reason, so a rule can say so instead of firing on them. One that
 records no value was obtained (dataAbsentReason, Result.absent_reason) is kept as no measurement: it
@@ -108,6 +111,10 @@ class Result:
     # declined, ...). Such a result is no measurement at all: not a value, and not an unreadable one
     # either, so it never stands as "the newest result" that an older readable one must not replace.
     absent_reason: str = ""
+    # valueQuantity.comparator of a result reported as a bound ("<", "<=", ">=", ">") that is still
+    # read (see BOUND_WORSE_WHEN): kept to show the bound as reported, and to say when the actual
+    # value may lie further beyond it than the value graded (bound_note).
+    comparator: str = ""
 
     @property
     def readable(self) -> bool:
@@ -277,6 +284,7 @@ def _result(
     problem: str,
     uln_problem: str = "",
     absent_reason: str = "",
+    comparator: str = "",
 ) -> Result:
     result = _new(Result)
     result.__dict__.update(
@@ -290,6 +298,7 @@ def _result(
             "problem": problem,
             "uln_problem": uln_problem,
             "absent_reason": absent_reason,
+            "comparator": comparator,
         }
     )
     return result
@@ -545,6 +554,7 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
         problem,
         result.uln_problem,
         result.absent_reason,
+        result.comparator,
     )
 
 
@@ -583,11 +593,88 @@ def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> 
     if measured is None:
         return _result(kind, when, rid, None, "", None, _value_problem(None, quantity))
     value, unit = measured
-    impossible = _impossible(kind, value, unit)
-    if impossible:
-        return _result(kind, when, rid, None, "", None, impossible)
+    graded, problem, comparator = _bounded(kind, value, unit, quantity)
+    if graded is None:
+        return _result(kind, when, rid, None, "", None, problem)
     uln, uln_problem = _uln(resource, kind, quantity)
-    return _result(kind, when, rid, value, unit, uln, "", uln_problem)
+    return _result(kind, when, rid, graded, unit, uln, "", uln_problem, "", comparator)
+
+
+# valueQuantity.comparator: a result reported as a bound ("<0.2 mg/dL", ">1000 U/L", "<40 %"), not
+# as a value. Which side of the bound is worse for the patient, per kind; semantics, not a label
+# threshold: every label row acts on a LOW platelet count or LVEF and a HIGH liver test. A bound
+# whose true value lies on the better side (bilirubin "<0.2 mg/dL", routine below-detection
+# reporting; platelets ">150 10*3/uL") is graded at the bound, the worst value it allows, and needs
+# no note. One whose true value lies on the worse side (LVEF "<40 %", ALT ">1000 U/L") is graded
+# just beyond a strict bound (BEYOND), at a non-strict one: readable, since the hold or
+# discontinuation it certainly reaches must fire, and said (bound_note), since the actual value may
+# fall in a more severe row than the one graded. An LVEF bound is said either way: a ">70 %"
+# baseline understates the fall from it. Body weight is in neither direction: a dose in mg is
+# divided by it, and a bound gives nothing to divide by, so a bounded weight is unreadable, as is
+# any kind with "ad" (a prescription's "sufficient to achieve") or a comparator FHIR does not define.
+BOUND_WORSE_WHEN = {
+    "platelets": "lower",
+    "lvef": "lower",
+    "alt": "higher",
+    "ast": "higher",
+    "bilirubin": "higher",
+}
+BELOW, ABOVE = ("<", "<="), (">", ">=")
+# How far past a strict bound its value is read: relative, so "<40 %" is below 40 for any table
+# row at 40, "<75 10*3/uL" below 75,000/mm3 and ">200 U/L" with ULN 40 above 5 x ULN, and it
+# survives the rules' rounding (platelet counts to 3 decimals, ratios to ULN to 6 digits:
+# label_tables.RATIO_DIGITS); yet tiny, so that every value shown (label_tables.number: six
+# significant digits, or a whole count) still shows the bound as reported.
+BEYOND = 1e-6
+
+
+def _bounded(kind: str, value: float, unit: str, quantity: dict[str, Any]) -> tuple[float | None, str, str]:
+    """(the value to grade, else None; why it cannot be read; the comparator kept) of a readable
+    converted value, by its valueQuantity.comparator (BOUND_WORSE_WHEN), and _impossible."""
+    comparator = quantity.get("comparator")
+    if comparator is None:
+        impossible = _impossible(kind, value, unit)
+        return (None, impossible, "") if impossible else (value, "", "")
+    below = comparator in BELOW
+    if not below and comparator not in ABOVE:
+        shown = comparator if isinstance(comparator, str) else type(comparator).__name__
+        if comparator == "ad":
+            return None, "reported with comparator 'ad' (sufficient to achieve), not as a value", ""
+        return None, f"comparator {shown[:20]!r} not recognised", ""
+    worse = BOUND_WORSE_WHEN.get(kind)
+    if worse is None:  # body weight
+        return None, f"reported as a bound ({comparator}{value:g} {unit}), not as a measured value", ""
+    if comparator == "<" and value <= 0:
+        return None, f"reported as below {value:g}, which no {RESULT_NAMES[kind]} is", ""
+    graded = value
+    if comparator in ("<", ">") and (worse == "lower") == below:  # strict, on the worse side
+        graded = value * (1 - BEYOND) if below else value * (1 + BEYOND)
+    impossible = _impossible(kind, graded, unit)
+    return (None, impossible, "") if impossible else (graded, "", comparator)
+
+
+def bound_note(result: Result) -> str:
+    """Why the actual value of a result read as a bound may be worse than the value graded; "" when
+    the bound is on the safe side (BOUND_WORSE_WHEN) or it is no bound."""
+    if not result.comparator or result.value is None:
+        return ""
+    below = result.comparator in BELOW
+    worse = BOUND_WORSE_WHEN.get(result.kind)
+    name = RESULT_NAMES.get(result.kind, result.kind)
+    bound = _shown(result, with_comparator=False)
+    lead = f"{name[0].upper()}{name[1:]} reported as a bound ({_shown(result)}) on {result.when.date().isoformat()}"
+    if (worse == "lower") == below:
+        side = ("just below " if below else "just above ") if result.comparator in ("<", ">") else ""
+        return (
+            f"{lead}: graded as {side}{bound}; the actual value may be {'lower' if below else 'higher'}, "
+            "in a more severe row of the label's table than the one graded. Check the report before the dose."
+        )
+    if result.kind == "lvef":  # above the bound: the current LVEF is safe, a fall from it is not
+        return (
+            f"{lead}: graded as {bound}; the actual value may be higher, so a fall from it, as the "
+            "baseline, may be larger than graded. Check the report before the dose."
+        )
+    return ""
 
 
 def _data_absent(
@@ -620,10 +707,10 @@ def _in_range(
 ) -> Result:
     if value is None:
         return _result(kind, when, rid, None, unit, None, _value_problem(value, quantity))
-    impossible = _impossible(kind, value, unit)
-    if impossible:
-        return _result(kind, when, rid, None, unit, None, impossible)
-    return _result(kind, when, rid, value, unit, None, "")
+    graded, problem, comparator = _bounded(kind, value, unit, quantity)
+    if graded is None:
+        return _result(kind, when, rid, None, unit, None, problem)
+    return _result(kind, when, rid, graded, unit, None, "", "", "", comparator)
 
 
 def _impossible(kind: str, value: float, unit: str) -> str:
@@ -1052,7 +1139,30 @@ def notes_on(record: PatientRecord) -> list[str]:
             )
         if kind != "weight":  # dose-check names an unreadable newest weight on its own card
             notes.extend(_passed_over(kind, record.results[kind]))
+    notes.extend(_bound_notes(record))
     notes.extend(_unlinked_stage_note(record))
+    return notes
+
+
+def _bound_notes(record: PatientRecord) -> list[str]:
+    """bound_note for each result read as a bound that the rules grade: the newest readable one of
+    its kind (what the hold rules read), those drawn since T-DM1 began (read for the "then reduce one
+    dose level" and permanent-discontinuation rows), and the LVEF baseline (the newest before T-DM1
+    began, as lvef_decline.baseline takes it). Said whether or not a rule looks at it this call, as
+    the other notes here; older bounds, read by no rule, are not said: a note on every order for a
+    two-year-old "<0.2" would teach the clinician to skip the card. Newest first, per kind."""
+    first = record.first_tdm1_date()
+    notes = []
+    for kind in sorted(record.results):
+        readable = [r for r in record.results[kind] if r.readable]  # newest first
+        baseline = None
+        if kind == "lvef" and first is not None:
+            baseline = next((r for r in readable if r.when <= first), None)
+        for index, result in enumerate(readable):
+            if index == 0 or (first is not None and result.when > first) or result is baseline:
+                note = bound_note(result)
+                if note:
+                    notes.append(note)
     return notes
 
 
@@ -1110,12 +1220,15 @@ def _passed_over(kind: str, results: list[Result]) -> list[str]:
     return []
 
 
-def _shown(result: Result) -> str:
+def _shown(result: Result, *, with_comparator: bool = True) -> str:
+    """The value as the notes show it; a bound with its comparator ("<20,000/mm3"), which BEYOND is
+    too small to change in either format."""
     if result.value is None:
         return "no readable value"
+    bound = result.comparator if with_comparator else ""
     if result.kind == "platelets":
-        return f"{result.value:,.0f}/mm3"
-    return f"{result.value:g} {result.unit}".strip()
+        return f"{bound}{result.value:,.0f}/mm3"
+    return f"{bound}{result.value:g} {result.unit}".strip()
 
 
 def _her2_status(

@@ -448,35 +448,70 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
         return Result(kind=kind, when=when, resource_id=rid, problem="no numeric value")
     # Deliberate change, 2026-12-01: a value that cannot be a measurement of its kind (a weight of
     # 0 kg or less, an LVEF outside 0-100 %, a negative count or level) is unreadable, not kept.
-    if kind == "platelets":
-        value = platelets_per_mm3(quantity)
-        if value is not None and value < 0:
-            return Result(kind, when, rid, None, "/mm3", problem=f"{value:,.0f}/mm3 is not a platelet count")
-        return Result(
-            kind, when, rid, value, "/mm3", problem="" if value is not None else _quantity_problem(quantity)
-        )
-    if kind == "weight":
-        value = weight_kg(quantity)
-        if value is not None and value <= 0:
-            return Result(kind, when, rid, None, "kg", problem=f"{value:g} kg is not a body weight")
-        return Result(
-            kind, when, rid, value, "kg", problem="" if value is not None else _quantity_problem(quantity)
-        )
-    if kind == "lvef":
-        value = percent(quantity)
-        if value is not None and (value < 0 or value > 100):
-            return Result(kind, when, rid, None, "%", problem=f"{value:g} % is not an LVEF (0 to 100 %)")
-        return Result(
-            kind, when, rid, value, "%", problem="" if value is not None else _quantity_problem(quantity)
-        )
+    # Deliberate change, 2026-12-02: a bound (valueQuantity.comparator) is read by _comparator first,
+    # and the value it gives is the one checked and kept.
+    if kind in ("platelets", "weight", "lvef"):
+        unit = {"platelets": "/mm3", "weight": "kg", "lvef": "%"}[kind]
+        value = {"platelets": platelets_per_mm3, "weight": weight_kg, "lvef": percent}[kind](quantity)
+        if value is None:
+            return Result(kind, when, rid, None, unit, problem=_quantity_problem(quantity))
+        value, problem, comparator = _comparator(kind, value, unit, quantity)
+        if value is None:
+            return Result(kind, when, rid, None, unit, problem=problem)
+        if kind == "platelets" and value < 0:
+            problem = f"{value:,.0f}/mm3 is not a platelet count"
+        elif kind == "weight" and value <= 0:
+            problem = f"{value:g} kg is not a body weight"
+        elif kind == "lvef" and (value < 0 or value > 100):
+            problem = f"{value:g} % is not an LVEF (0 to 100 %)"
+        if problem:
+            return Result(kind, when, rid, None, unit, problem=problem)
+        return Result(kind, when, rid, value, unit, comparator=comparator)
     measured = comparable(kind, quantity)
     if measured is None:
         return Result(kind=kind, when=when, resource_id=rid, problem=_quantity_problem(quantity))
     value, unit = measured
-    if value < 0:
-        return Result(kind=kind, when=when, resource_id=rid, problem=f"{value:g} {unit} is below 0")
+    bounded, problem, comparator = _comparator(kind, value, unit, quantity)
+    if bounded is None:
+        return Result(kind=kind, when=when, resource_id=rid, problem=problem)
+    if bounded < 0:
+        return Result(kind=kind, when=when, resource_id=rid, problem=f"{bounded:g} {unit} is below 0")
     uln, uln_problem = _uln(resource, kind, quantity)
-    return Result(kind, when, rid, value, unit, uln=uln, uln_problem=uln_problem)
+    return Result(kind, when, rid, bounded, unit, uln=uln, uln_problem=uln_problem, comparator=comparator)
+
+
+# Deliberate change, 2026-12-02: valueQuantity.comparator was ignored (LVEF "<40 %" read as 40 %).
+# Now a low platelet count or LVEF, and a high liver test, is the worse side of a bound: a strict
+# bound there is read a millionth beyond it, a non-strict one at it; a bound on the better side is
+# read at it. Either way the comparator is kept. A bounded weight, "ad", any other comparator, and
+# "below 0" are unreadable.
+_LOW_IS_WORSE = ("platelets", "lvef")
+_HIGH_IS_WORSE = ("alt", "ast", "bilirubin")
+_NAMES = {"platelets": "platelet count", "alt": "ALT", "ast": "AST", "bilirubin": "total bilirubin"}
+_NAMES |= {"weight": "body weight", "lvef": "LVEF"}
+
+
+def _comparator(
+    kind: str, value: float, unit: str, quantity: dict[str, Any]
+) -> tuple[float | None, str, str]:
+    """(the value read, or None; why not; the comparator kept)."""
+    c = quantity.get("comparator")
+    if c is None:
+        return value, "", ""
+    if c == "ad":
+        return None, "reported with comparator 'ad' (sufficient to achieve), not as a value", ""
+    if c not in ("<", "<=", ">", ">="):
+        name = c if isinstance(c, str) else type(c).__name__
+        return None, f"comparator {name[:20]!r} not recognised", ""
+    if kind == "weight":
+        return None, f"reported as a bound ({c}{value:g} {unit}), not as a measured value", ""
+    if c == "<" and value <= 0:
+        return None, f"reported as below {value:g}, which no {_NAMES[kind]} is", ""
+    if c == "<" and kind in _LOW_IS_WORSE:
+        return value * (1 - 1e-6), "", c
+    if c == ">" and kind in _HIGH_IS_WORSE:
+        return value * (1 + 1e-6), "", c
+    return value, "", c
 
 
 # Deliberate change, 2026-12-01: an Observation with no value[x] (or a valueQuantity without a value)

@@ -802,9 +802,23 @@ def edge_history() -> list[dict[str, Any]]:
         _with(
             alt, id="dup", subject={"reference": "Patient/other"}
         ),  # foreign: dropped, the copy above stays
+        *_bounded_results(when),
         fb.patient(),
         {"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/pat-1"}},
     ]
+
+
+def _bounded_results(when: datetime) -> list[dict[str, Any]]:
+    """Results reported as bounds (valueQuantity.comparator), each comparator on each kind."""
+    bounded = []
+    for kind, value in (("platelets", 75), ("alt", 200), ("bilirubin", 0.2), ("weight", 70), ("lvef", 40)):
+        for comparator in ("<", "<=", ">=", ">", "ad", "~", 5):
+            resource = fb.observation(kind, value, when)
+            resource["valueQuantity"]["comparator"] = comparator
+            bounded.append(resource)
+    zero = fb.observation("platelets", 0, when)
+    zero["valueQuantity"]["comparator"] = "<"
+    return [*bounded, zero]
 
 
 def test_edge_histories_build_the_reference_records() -> None:
