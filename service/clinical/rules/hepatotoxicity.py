@@ -62,7 +62,7 @@ NRH = "any.nrh"
 
 def _describe(kind: str, result: Result, times: float) -> str:
     return (
-        f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} = {tables.times_two_decimals(times)} × ULN "
+        f"{LIVER_TESTS[kind]} {tables.shown(result)} {result.unit} = {tables.times_two_decimals(times)} × ULN "
         f"(ULN {tables.number(result.uln or 0)}) on {tables.day(result.when)}"
     )
 
@@ -94,7 +94,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 if result.uln_problem:
                     why = f": {result.uln_problem}, so it"
                 ctx.notes.append(
-                    f"{LIVER_TESTS[kind]} {tables.number(result.value or 0)} {result.unit} on "
+                    f"{LIVER_TESTS[kind]} {tables.shown(result)} {result.unit} on "
                     f"{tables.day(result.when)}{why} cannot be graded against the KADCYLA hepatotoxicity "
                     "table. Check it against the lab's ULN before the dose."
                 )

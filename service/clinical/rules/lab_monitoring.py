@@ -45,8 +45,8 @@ def _age(result: Result | None, now: datetime) -> str:
 def _value(result: Result) -> str:
     """The value as the hold cards show it: platelets in /mm3, liver tests with their × ULN."""
     if result.kind == "platelets":
-        return f"{tables.number(result.value or 0)}/mm3"
-    text = f"{tables.number(result.value or 0)} {result.unit}".strip()
+        return f"{tables.shown(result)}/mm3"
+    text = f"{tables.shown(result)} {result.unit}".strip()
     times = tables.ratio(result)
     return f"{text} ({tables.times_text(times)} × ULN)" if times is not None else f"{text} (no ULN)"
 

@@ -325,6 +325,12 @@ def number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
 
 
+def shown(result: Result) -> str:
+    """A result's value as the cards show it: number(), after the comparator of a result reported as
+    a bound ("<40", ">1,000"; record.BEYOND is too small to change the number shown)."""
+    return f"{result.comparator}{number(result.value or 0)}"
+
+
 def remove_draft(ctx: RuleContext, key: str, description: str) -> tuple[Suggestion, ...]:
     """Delete the draft T-DM1 order (orders only: patient-view has no draft to remove)."""
     if ctx.order is None or not ctx.order.reference:

@@ -78,7 +78,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if not chosen:
         if undecided:
             ctx.notes.append(
-                f"LVEF {latest.value:g}% on {tables.day(latest.when)}: the label's action depends on the "
+                f"LVEF {tables.shown(latest)}% on {tables.day(latest.when)}: the label's action depends on the "
                 "fall from baseline, and no baseline LVEF (before the first T-DM1 dose) is on record. "
                 "It cannot be graded: compare with the pre-treatment LVEF before the dose."
             )
@@ -92,13 +92,13 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             indicator="critical",
             variant="confirmed" if confirmed else "hold",
             facts={
-                "previous": f"{previous.value:g}% on {tables.day(previous.when)}"
+                "previous": f"{tables.shown(previous)}% on {tables.day(previous.when)}"
                 if previous and confirmed
                 else "",
-                "lvef": f"{latest.value:g}",
+                "lvef": tables.shown(latest),
                 "date": tables.day(latest.when),
                 "baseline": _baseline_text(base, latest),
-                "fall": "not known" if fall is None else ("none" if base is latest else f"{fall:g} points"),
+                "fall": _fall_text(fall, base, latest),
                 "instruction": band.instruction(),
                 "setting": setting,
             },
@@ -141,12 +141,25 @@ def _previous_on_treatment(record: PatientRecord, latest: Result, first: datetim
     return earlier[0] if earlier and earlier[0].when > first else None
 
 
+def _fall_text(fall: float | None, base: Result | None, latest: Result) -> str:
+    """The fall as the card shows it: "at least" / "at most" when a bound (record.BOUND_WORSE_WHEN)
+    makes it larger or smaller than the one computed from the bound; plain when bounds pull both ways."""
+    if fall is None or base is None:
+        return "not known"
+    if base is latest:
+        return "none"
+    larger = latest.comparator in ("<", "<=") or base.comparator in (">", ">=")
+    smaller = latest.comparator in (">", ">=") or base.comparator in ("<", "<=")
+    qualifier = "at least " if larger and not smaller else ("at most " if smaller and not larger else "")
+    return f"{qualifier}{fall:g} points"
+
+
 def _baseline_text(base: Result | None, latest: Result) -> str:
     if base is latest:
         return "this LVEF (T-DM1 not started yet)"
     if base is None or base.value is None:
         return "none on record before T-DM1"
-    return f"{base.value:g}% on {tables.day(base.when)}"
+    return f"{tables.shown(base)}% on {tables.day(base.when)}"
 
 
 RULE = Rule(

@@ -53,7 +53,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             facts={
                 "interval_days": ctx.params.lvef_interval.days,
                 "dose_on": tables.dose_on(ctx),
-                "last": f"{last.value:g}% on {tables.day(last.when)}"
+                "last": f"{tables.shown(last)}% on {tables.day(last.when)}"
                 if last and last.value is not None
                 else "none on record",
                 "unreadable": f" ({len(unreadable)} LVEF result(s) could not be read: {unreadable[0].problem})"

@@ -79,7 +79,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             indicator="critical",
             variant="reduce" if reduce else "hold",
             facts={
-                "platelets": tables.number(count),
+                "platelets": tables.shown(result),
                 "date": tables.day(result.when),
                 "grade": _grade_text(band),
                 "until": str(band.row.get("until", "")),
@@ -122,7 +122,7 @@ def _earlier_text(earlier: tuple[Result, tables.Band] | None) -> str:
         return ""
     result, band = earlier
     return (
-        f" Since the last T-DM1 dose the count was {tables.number(result.value or 0)}/mm3 on "
+        f" Since the last T-DM1 dose the count was {tables.shown(result)}/mm3 on "
         f"{tables.day(result.when)}{_grade_text(band)}: {band.instruction()}."
     )
 
@@ -135,7 +135,7 @@ def _resume_reduced(ctx: RuleContext, earlier: tuple[Result, tables.Band]) -> li
     result, band = earlier
     if reduced is None:
         ctx.notes.append(
-            f"Platelets {tables.number(result.value or 0)}/mm3 on {tables.day(result.when)} since the last "
+            f"Platelets {tables.shown(result)}/mm3 on {tables.day(result.when)} since the last "
             "T-DM1 dose require resuming one dose level lower; the ordered or last dose could not be read "
             "in mg/kg, so check the dose level by hand."
         )
@@ -148,7 +148,7 @@ def _resume_reduced(ctx: RuleContext, earlier: tuple[Result, tables.Band]) -> li
             indicator="critical",
             variant="resume-reduced",
             facts={
-                "platelets": tables.number(result.value or 0),
+                "platelets": tables.shown(result),
                 "date": tables.day(result.when),
                 "grade": _grade_text(band),
                 "last_dose": last_dose,
