@@ -31,6 +31,7 @@ newest reading); disease status by effective[x] alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -74,10 +75,6 @@ EXCLUDED_REQUEST_STATUSES = frozenset({"entered-in-error", "cancelled", "draft"}
 GIVEN_ADMINISTRATION_STATUSES = frozenset({"completed", "in-progress"})
 EXCLUDED_STATEMENT_STATUSES = frozenset({"entered-in-error", "not-taken", "intended"})
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-HER2_POSITIVE_TEXT = ("positive", "amplified", "3+")
-HER2_NEGATIVE_TEXT = ("negative", "not amplified", "non-amplified", "1+")
-HER2_NEGATIVE_SCORES = frozenset({"0", "ihc 0"})
-HER2_ISH_NEGATIVE_TEXT = ("not amplified", "non-amplified", "nonamplified", "no amplification")
 
 
 @dataclass(frozen=True)
@@ -789,19 +786,46 @@ def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
         return "positive"
     if terminology.has_qualifier("negative", pairs) or any(code == "NEG" for _s, code in pairs):
         return "negative"
-    text = (concept_text(concept) + " " + (as_str(resource.get("valueString")) or "")).strip().lower()
-    # An ISH result settles an equivocal IHC 2+ (ASCO/CAP): "IHC 2+, ISH not amplified" is negative.
-    # Negative phrases first: "not amplified" contains "amplified".
-    if any(phrase in text for phrase in HER2_ISH_NEGATIVE_TEXT):
+    # Each element its own clause: a concept's text "IHC 2+" and a valueString "ISH positive".
+    text = concept_text(concept) + "; " + (as_str(resource.get("valueString")) or "")
+    return her2_text_reading(text, terminology)
+
+
+# A clause ends at ; , a line break or a full stop (not a decimal point: "ratio 2.4").
+_HER2_CLAUSES = re.compile(r"[;,\n]|\.(?!\d)")
+# An IHC score: "3+", "(2+)", a digit after IHC or score ("IHC 0", "IHC score: 1"), or a text that is
+# only the digit ("0"); not "HER2+", "ratio 2.4" or "IHC 10+".
+_IHC_SCORE = re.compile(
+    r"(?<![\w.])([0-3])\s*\+|(?<!\w)(?:ihc|score)(?:\s*score)?\s*[:=]?\s*([0-3])(?![\w.])|^[\s;]*([0-3])[\s;]*$"
+)
+
+# Without an ISH result: equivocal first (an IHC 2+ is no 1+), then negative, then positive.
+_HER2_TEXT_ORDER: tuple[tuple[Her2, str], ...] = (
+    ("unknown", "equivocal"),
+    ("negative", "negative"),
+    ("positive", "positive"),
+)
+
+
+def her2_text_reading(text: str, terminology: Terminology) -> Her2:
+    """A HER2 result given as text, read as terminology.yaml `her2_text` says (ASCO/CAP): an ISH
+    result settles an equivocal IHC 2+ ("IHC 2+ (equivocal); ISH positive" is positive, "IHC 2+;
+    ISH not amplified" negative); without one, the IHC score and the words decide, equivocal before
+    negative before positive. A negated phrase ("not positive") counts for nothing: no guess."""
+    text = text.lower()
+    clauses = [c for c in _HER2_CLAUSES.split(text) if c.strip()]
+    ish = [c for c in clauses if terminology.her2_says("ish_words", c)]
+    # Not amplified before amplified: "not amplified" holds "amplified", "negative for amplification"
+    # "amplification".
+    if any(terminology.her2_says("ish_negative", c) for c in ish):
         return "negative"
-    if "amplified" in text:
+    if any(terminology.her2_says("ish_positive", c) for c in ish):
         return "positive"
-    if any(phrase in text for phrase in ("equivocal", "2+")):
-        return "unknown"
-    if any(phrase in text for phrase in HER2_NEGATIVE_TEXT) or text in HER2_NEGATIVE_SCORES:
-        return "negative"
-    if any(phrase in text for phrase in HER2_POSITIVE_TEXT):
-        return "positive"
+    meanings = terminology.her2_text.get("ihc_scores", {})
+    scores = {meanings.get(a or b or c) for a, b, c in _IHC_SCORE.findall(text)}
+    for reading, name in _HER2_TEXT_ORDER:
+        if name in scores or any(terminology.her2_says(name, c) for c in clauses):
+            return reading
     return "unknown"
 
 

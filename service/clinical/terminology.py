@@ -89,6 +89,8 @@ class Terminology:
     staging: dict[str, Any] = field(default_factory=dict)
     # Every URI an NDC may come under (the canonical one and its aliases): each is compared as 11 digits.
     ndc_systems: frozenset[str] = frozenset()
+    # How a HER2 result given as text is read, as in terminology.yaml `her2_text`.
+    her2_text: dict[str, Any] = field(default_factory=dict)
     # Derived from the fields above (which nothing mutates): the order-respecting lookups.
     _drug_ranks: dict[Coding, int] = field(init=False, repr=False, compare=False)
     _observation_kinds: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -96,6 +98,7 @@ class Terminology:
     _condition_sets: dict[str, ConditionSet] = field(init=False, repr=False, compare=False)
     _extension_suffixes: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _staging_values: dict[str, StagingValue] = field(init=False, repr=False, compare=False)
+    _her2_patterns: dict[str, re.Pattern[str] | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_drug_ranks", _first_ranks(d.codes for d in self.drugs))
@@ -125,6 +128,22 @@ class Terminology:
             for name, spec in self.staging.get("values", {}).items()
         }
         object.__setattr__(self, "_staging_values", staging_values)
+        her2_patterns = {
+            name: _text_pattern(list(phrases))
+            for name, phrases in self.her2_text.items()
+            if isinstance(phrases, list) and name != "negations"
+        }
+        negations = self.her2_text.get("negations") or []
+        # A negation word, then at most two more words, right before a phrase: "not positive",
+        # "not HER2-positive", "non-amplified" (a phrase of its own where it is meant).
+        her2_patterns["negations"] = (
+            re.compile(
+                r"(?<!\w)(?:" + "|".join(map(re.escape, negations)) + r")(?:[\s\-]+[\w/+]+){0,2}[\s\-]*$"
+            )
+            if negations
+            else None
+        )
+        object.__setattr__(self, "_her2_patterns", her2_patterns)
 
     # -- drugs ---------------------------------------------------------------------------------
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
@@ -200,6 +219,19 @@ class Terminology:
             coded = True
         return not coded and any(_whole_text(text) in value.texts for text in texts)
 
+    def her2_says(self, name: str, clause: str) -> bool:
+        """Whether a clause of a HER2 result's text holds a phrase of `her2_text` list `name`
+        (ish_words, ish_negative, ...); a result phrase only where no negation word just before it
+        denies it. ISH words name the test, negated or not: "not amplified" is an ISH result."""
+        pattern = self._her2_patterns.get(name)
+        if pattern is None:
+            return False
+        negated = None if name == "ish_words" else self._her2_patterns.get("negations")
+        return any(
+            negated is None or not negated.search(clause, 0, match.start())
+            for match in pattern.finditer(clause)
+        )
+
     def has_qualifier(self, name: str, coding_list: Iterable[Coding]) -> bool:
         return any(code in self.qualifiers[name] for _system, code in coding_list)
 
@@ -267,6 +299,7 @@ def from_data(data: dict[str, Any]) -> Terminology:
         extensions={name: tuple(spec["urls"]) for name, spec in data.get("extensions", {}).items()},
         staging=data.get("staging", {}),
         ndc_systems=frozenset(uris("ndc")),
+        her2_text=data.get("her2_text", {}),
     )
 
 

@@ -21,10 +21,6 @@ from service.clinical.record import (
     EXCLUDED_STATEMENT_STATUSES,
     EXCLUDED_VERIFICATION,
     FAR_FUTURE,
-    HER2_ISH_NEGATIVE_TEXT,
-    HER2_NEGATIVE_SCORES,
-    HER2_NEGATIVE_TEXT,
-    HER2_POSITIVE_TEXT,
     INACTIVE_CONDITION_STATUSES,
     VALID_OBSERVATION_STATUSES,
     ConditionFact,
@@ -260,6 +256,7 @@ class ReferenceTerminology:
         self.qualifiers = terms.qualifiers
         self.extensions = terms.extensions
         self.staging = terms.staging
+        self.her2_text = terms.her2_text
 
     def drug_family(self, coding_list: Iterable[Coding], text: str = "") -> str | None:
         normalised = {self._normalise(system, code) for system, code in coding_list}
@@ -595,6 +592,11 @@ def _uln(resource: dict[str, Any], kind: str, quantity: dict[str, Any]) -> tuple
     return None, ""
 
 
+# Deliberate change, 2026-12-01: a HER2 result's text is read as terminology.yaml `her2_text` says:
+# an ISH result in a clause naming ISH (not amplified / negative first) settles the IHC score
+# ("IHC 2+; ISH positive" is positive, "IHC 2+, ISH negative" negative), then equivocal, negative,
+# positive by words or IHC score; a phrase with a negation word up to two words before it counts
+# for nothing ("not positive"); HER2-low is negative. Word by word here, not by regular expression.
 def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
     concept = as_dict(resource.get("valueCodeableConcept"))
     pairs = codings(concept) + [p for i in as_list(resource.get("interpretation")) for p in codings(i)]
@@ -602,18 +604,49 @@ def _her2_reading(resource: dict[str, Any], terminology: Terminology) -> Her2:
         return "positive"
     if terminology.has_qualifier("negative", pairs) or any(code == "NEG" for _s, code in pairs):
         return "negative"
-    text = (concept_text(concept) + " " + (as_str(resource.get("valueString")) or "")).strip().lower()
-    # An ISH result settles an equivocal IHC 2+ (ASCO/CAP): "IHC 2+, ISH not amplified" is negative.
-    # Negative phrases first: "not amplified" contains "amplified".
-    if any(phrase in text for phrase in HER2_ISH_NEGATIVE_TEXT):
+    spec = terminology.her2_text
+    texts = [concept_text(concept), as_str(resource.get("valueString")) or ""]
+    clauses: list[list[str]] = []
+    for text in texts:
+        for clause in re.split(r"[;,\n]|\.(?!\d)", text.lower()):
+            words = re.sub(r"[^\w+.]+", " ", clause.replace("-", " ")).split()
+            if words:
+                clauses.append(words)
+
+    def says(words: list[str], name: str) -> bool:
+        for phrase in spec[name]:
+            wanted = phrase.lower().replace("-", " ").split()
+            for i in range(len(words) - len(wanted) + 1):
+                if [w.strip(".") for w in words[i : i + len(wanted)]] == wanted and (
+                    name == "ish_words" or not set(words[max(0, i - 3) : i]) & set(spec["negations"])
+                ):
+                    return True
+        return False
+
+    def scores(words: list[str]) -> set[str]:
+        found = set()
+        for i, word in enumerate(words):
+            if len(word) == 2 and word[0] in "0123" and word[1] == "+":
+                found.add(word[0])
+            elif word in ("0", "1", "2", "3") and i > 0 and words[i - 1].strip(":=") in ("ihc", "score"):
+                found.add(word)
+            elif word in ("ihc0", "ihc1", "ihc2", "ihc3"):
+                found.add(word[3])
+        if words in (["0"], ["1"], ["2"], ["3"]):
+            found.add(words[0])
+        return {spec["ihc_scores"][score] for score in found}
+
+    ish = [words for words in clauses if says(words, "ish_words")]
+    if any(says(words, "ish_negative") for words in ish):
         return "negative"
-    if "amplified" in text:
+    if any(says(words, "ish_positive") for words in ish):
         return "positive"
-    if any(phrase in text for phrase in ("equivocal", "2+")):
+    meant = set().union(*(scores(words) for words in clauses)) if clauses else set()
+    if "equivocal" in meant or any(says(words, "equivocal") for words in clauses):
         return "unknown"
-    if any(phrase in text for phrase in HER2_NEGATIVE_TEXT) or text in HER2_NEGATIVE_SCORES:
+    if "negative" in meant or any(says(words, "negative") for words in clauses):
         return "negative"
-    if any(phrase in text for phrase in HER2_POSITIVE_TEXT):
+    if "positive" in meant or any(says(words, "positive") for words in clauses):
         return "positive"
     return "unknown"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from service.clinical.record import ALL_CATEGORIES, OBSERVATIONS
 from service.clinical.rules.her2 import RULE
 from tests import fhir_builders as fb
@@ -117,6 +119,38 @@ def test_ish_settles_an_equivocal_ihc() -> None:
     assert one(evaluate(RULE, draft(), not_amplified)).variant == "negative"
     amplified = patient(her2_test(None, fb.ago(days=30), text="IHC 2+, ISH amplified (ratio 2.4)"))
     assert evaluate(RULE, draft(), amplified) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "variant"),
+    [
+        # ASCO/CAP: an ISH result settles an equivocal IHC 2+, whether said positive or amplified.
+        ("IHC 2+ (equivocal); ISH positive, ratio 2.4", None),
+        ("IHC 2+, FISH amplified (HER2/CEP17 2.4)", None),
+        ("IHC 2+; ISH not amplified", "negative"),
+        ("IHC 2+, ISH negative", "negative"),
+        ("IHC 2+, negative for amplification", "negative"),
+        ("IHC 2+, ISH pending", "no-evidence"),
+        ("IHC 3+", None),
+        ("IHC 1+", "negative"),
+        ("IHC 0", "negative"),
+        ("IHC 0 (null)", "negative"),
+        ("HER2-low", "negative"),  # HER2-low is HER2-negative: no T-DM1 indication
+        # A negated result never reads as positive: no evidence rather than a guess.
+        ("not positive", "no-evidence"),
+        ("HER2 is not positive", "no-evidence"),
+        ("ISH not positive", "no-evidence"),
+    ],
+)
+def test_her2_text_results_read_as_asco_cap(text: str, variant: str | None) -> None:
+    findings = evaluate(RULE, draft(), patient(her2_test(None, fb.ago(days=30), text=text)))
+    assert [f.variant for f in findings] == ([variant] if variant else []), text
+
+
+def test_ish_in_the_concept_beside_ihc_in_the_string() -> None:
+    test = her2_test(None, fb.ago(days=30), text="ISH positive")
+    test["valueCodeableConcept"] = {"text": "IHC 2+ (equivocal)"}
+    assert evaluate(RULE, draft(), patient(test)) == []
 
 
 def test_serum_her2_does_not_count_as_evidence() -> None:

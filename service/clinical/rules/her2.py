@@ -18,6 +18,10 @@ Decisions:
   not establish tumour status: it is not in the HER2 value set, so it counts for nothing either way.
 - The latest dated tissue result decides (a re-biopsy can turn negative); an equivocal result
   (IHC 2+ without ISH) is neither positive nor negative, so it leaves "no evidence".
+- A result given as text is read as terminology.yaml `her2_text` says (record.her2_text_reading):
+  an ISH result settles IHC 2+ ("IHC 2+ (equivocal); ISH positive" is positive, "IHC 2+; ISH not
+  amplified" negative); IHC 0 and 1+, and HER2-low, are negative (HER2-low is no T-DM1
+  indication); a negated phrase ("not positive") is read as nothing, so "no evidence", never positive.
 - Only on order hooks: the status is checked when T-DM1 is prescribed.
 """
 
