@@ -182,3 +182,42 @@ def test_another_cancers_stage_iv_is_not_metastatic_breast_cancer() -> None:
         *fb.fresh_labs(),
     ]
     assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), history))
+
+
+def thp_orders(status: str, when: datetime = datetime(2025, 4, 1, tzinfo=UTC)) -> list[dict]:
+    return [
+        fb.medication_request(drug, status=status, dose=None, authored=when, rid=f"{drug}-{status}")
+        for drug in ("trastuzumab", "pertuzumab", "docetaxel")
+    ]
+
+
+def test_thp_orders_never_given_are_no_prior_therapy() -> None:
+    """FHIR `cancelled`: withdrawn before any administration; `stopped` says not whether one was
+    given: with no administration on record, none is prior therapy, and a stopped one is named."""
+    for status in ("cancelled", "entered-in-error", "stopped"):
+        findings = on_order(fb.medication_request(), base(*thp_orders(status)))
+        assert only(findings, "first-line-use").indicator == "warning", status
+    notes = only(on_order(fb.medication_request(), base(*thp_orders("stopped"))), "data-unavailable")
+    named = [n for n in notes.facts["notes"] if n.startswith("First-line check")]
+    assert len(named) == 1 and "trastuzumab-stopped" in named[0] and "pertuzumab-stopped" in named[0]
+
+
+def test_thp_orders_completed_active_or_stopped_after_a_dose_are_prior_therapy() -> None:
+    for status in ("completed", "active"):
+        assert "first-line-use" not in rule_ids(on_order(fb.medication_request(), base(*thp_orders(status))))
+    given = [
+        fb.administration(drug, datetime(2025, 4, 22, tzinfo=UTC), dose=dose, unit=unit)
+        for drug, dose, unit in (("trastuzumab", 6, "mg/kg"), ("pertuzumab", 420, "mg"))
+    ]
+    findings = on_order(fb.medication_request(), base(*thp_orders("stopped"), *given))
+    assert "first-line-use" not in rule_ids(findings)
+    assert "data-unavailable" not in rule_ids(findings)  # nothing was left out
+
+
+def test_a_dose_before_a_stopped_order_is_not_given_under_it() -> None:
+    """Adjuvant trastuzumab given in 2023 does not make a 2025 order stopped before any dose a line."""
+    adjuvant = fb.administration("trastuzumab", datetime(2023, 7, 1, tzinfo=UTC), dose=6)
+    finding = only(
+        on_order(fb.medication_request(), base(adjuvant, *thp_orders("stopped"))), "first-line-use"
+    )
+    assert finding.variant == "after-early"

@@ -91,6 +91,33 @@ def test_prior_tdxd_anywhere_is_silent() -> None:
     assert evaluate(RULE, draft(), metastatic(tdxd)) == []
 
 
+def test_a_tdxd_order_never_given_is_no_tdxd_received() -> None:
+    """`cancelled` (withdrawn before any administration) and entered-in-error orders are no T-DXd;
+    a `stopped` order with no administration says not whether a dose was given: the card fires and
+    a note names the order, so the clinician can check."""
+    when = D(2026, 9, 1, tzinfo=UTC)
+    for status in ("cancelled", "entered-in-error", "stopped"):
+        order = fb.medication_request("tdxd", status=status, dose=5.4, authored=when, rid=f"tdxd-{status}")
+        assert one(evaluate(RULE, draft(), metastatic(order))).rule_id == "tdxd-preferred", status
+    stopped = fb.medication_request("tdxd", status="stopped", dose=5.4, authored=when, rid="tdxd-stopped")
+    findings = all_rules([draft()], metastatic(stopped, *fb.fresh_labs()))
+    assert "tdxd-preferred" in ids(findings)
+    notes = next(f for f in findings if f.rule_id == "data-unavailable").facts["notes"]
+    assert any(n.startswith("Second-line (T-DXd preferred) check") and "tdxd-stopped" in n for n in notes)
+
+
+def test_a_tdxd_order_completed_active_or_stopped_after_a_dose_is_tdxd_received() -> None:
+    when = D(2026, 9, 1, tzinfo=UTC)
+    for status in ("completed", "active"):
+        order = fb.medication_request("tdxd", status=status, dose=5.4, authored=when)
+        assert evaluate(RULE, draft(), metastatic(order)) == [], status
+    stopped = fb.medication_request("tdxd", status="stopped", dose=5.4, authored=when)
+    given = fb.administration("tdxd", when + timedelta(hours=3), dose=5.4)
+    assert evaluate(RULE, draft(), metastatic(stopped, given)) == []
+    statement = fb.statement("tdxd", when, when + timedelta(days=42))
+    assert evaluate(RULE, draft(), metastatic(stopped, statement)) == []
+
+
 def test_ild_on_the_problem_list_even_resolved_is_silent() -> None:
     ild = fb.condition(
         "233703007", "Interstitial lung disease", onset=D(2025, 6, 1, tzinfo=UTC), clinical_status="resolved"

@@ -70,6 +70,35 @@ def her2_events(record: PatientRecord, terminology: Terminology) -> tuple[Therap
     return tuple(e for e in record.therapy if e.family in directed)
 
 
+def unadministered_stops(events: tuple[TherapyEvent, ...]) -> tuple[TherapyEvent, ...]:
+    """The MedicationRequests `stopped` with no administration of their drug on record from their
+    start (to their end, if any): no evidence that the drug was received.
+
+    FHIR R4 MedicationRequest `stopped` is "permanently halted, before all of them occurred": it
+    says neither that a dose was given nor that none was, so the administrations decide. A stopped
+    order with an administration under it is real prior therapy; so is a `completed` or `active`
+    order, a MedicationStatement, or an administration (each an event of its own). `cancelled` and
+    entered-in-error orders never reach the record (record.EXCLUDED_REQUEST_STATUSES). Dates are
+    compared by day (authoredOn is often a date alone). An order with no start, or a drug with an
+    undated administration, cannot be matched: the order counts, as it did.
+    """
+    given: dict[str, list[TherapyEvent]] = {}
+    for event in events:
+        if event.kind == "administration":
+            given.setdefault(event.family, []).append(event)
+    unadministered = []
+    for order in events:
+        if order.kind != "request" or order.status != "stopped" or order.start is None:
+            continue
+        start, end = order.start.date(), order.end.date() if order.end else None
+        if not any(
+            dose.start is None or (dose.start.date() >= start and (end is None or dose.start.date() <= end))
+            for dose in given.get(order.family, ())
+        ):
+            unadministered.append(order)
+    return tuple(unadministered)
+
+
 def _one_infusion(order: TherapyEvent, cycle: timedelta) -> bool:
     return bool(
         order.kind == "request"

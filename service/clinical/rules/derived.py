@@ -11,7 +11,14 @@ from datetime import datetime
 
 from service.clinical.findings import RuleContext
 from service.clinical.record import ConditionFact, Result, TherapyEvent
-from service.clinical.rules.course import Course, Placement, her2_events, placement, tdm1_course
+from service.clinical.rules.course import (
+    Course,
+    Placement,
+    her2_events,
+    placement,
+    tdm1_course,
+    unadministered_stops,
+)
 from service.clinical.terminology import TDM1
 
 
@@ -48,12 +55,47 @@ def current_course(ctx: RuleContext) -> Course | None:
     return ctx.memo("tdm1-course", lambda: tdm1_course(ctx.record, ctx.now, ctx.params.knowledge))
 
 
-def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement], ...]:
-    """Every HER2-directed therapy event with its placement (advanced, early or unknown)."""
-    record, terminology = ctx.record, ctx.params.terminology
+def unadministered_her2_stops(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
+    """HER2-directed orders stopped with no administration under them (course.unadministered_stops)."""
     return ctx.memo(
-        "placed-her2-events",
-        lambda: tuple((e, placement(e, record, terminology)) for e in her2_events(record, terminology)),
+        "unadministered-her2-stops",
+        lambda: unadministered_stops(her2_events(ctx.record, ctx.params.terminology)),
+    )
+
+
+def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement], ...]:
+    """Every HER2-directed therapy event received, with its placement (advanced, early or unknown):
+    prior therapy. An order stopped with no administration under it is no therapy received
+    (unadministered_her2_stops); a rule that fires without it says so (unadministered_note)."""
+    record, terminology = ctx.record, ctx.params.terminology
+
+    def build() -> tuple[tuple[TherapyEvent, Placement], ...]:
+        left_out = {id(e) for e in unadministered_her2_stops(ctx)}
+        return tuple(
+            (e, placement(e, record, terminology))
+            for e in her2_events(record, terminology)
+            if id(e) not in left_out
+        )
+
+    return ctx.memo("placed-her2-events", build)
+
+
+def unadministered_note(ctx: RuleContext, check: str) -> str | None:
+    """The note a rule adds when it fires without the stopped, never-administered orders: what was
+    left out, so the clinician can check that no dose was given elsewhere (no silent guess)."""
+    stops = unadministered_her2_stops(ctx)
+    if not stops:
+        return None
+    terminology = ctx.params.terminology
+    shown = ", ".join(
+        f"{terminology.display(e.family)} ({e.resource_id or 'MedicationRequest'}, "
+        f"{e.start.date().isoformat() if e.start else 'undated'})"
+        for e in stops
+    )
+    return (
+        f"{check}: {len(stops)} stopped HER2-directed order(s) with no administration on record "
+        f"were not counted as therapy received: {shown}. If a dose was given, record the "
+        "administration."
     )
 
 

@@ -6,7 +6,9 @@ therapy follows the second-line recommendations. KADCYLA USPI §1.1: T-DM1 is fo
 previously received trastuzumab and a taxane.
 
 When  a T-DM1 order is signed or selected for a patient with metastatic disease,
- and  no HER2-directed therapy was given for advanced disease,
+ and  no HER2-directed therapy was given for advanced disease (an order stopped with no
+      administration under it is none, and a note names it; a completed or active order, a
+      statement or an administration is),
  and  no HER2-directed (neo)adjuvant therapy ended ≤ 12 months before the metastatic diagnosis,
 Then  warn, suggest pertuzumab + trastuzumab + taxane instead, and cite the guideline.
 If the therapy on record cannot be placed before or after the metastatic diagnosis, say so
@@ -45,6 +47,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     window = ctx.params.knowledge.value("guideline.adjuvant-recurrence-window")["months"]
     early = [e for e, _where in placed]
     facts: dict[str, object] = {"window_months": window, "prior_early": "none recorded"}
+    note = derived.unadministered_note(ctx, "First-line check")
     if early:
         since = record.metastatic_since
         recurred_early = course.early_recurrence(early, since, window)
@@ -64,6 +67,8 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         verb = "ended" if ended else "last recorded"
         facts["prior_early"] = f"{', '.join(families)}, {verb} {last_end.date().isoformat()}"
         facts["recurrence"] = since.date().isoformat()
+    if note:
+        ctx.notes.append(note)
     return [
         Finding(
             rule_id=RULE_ID,

@@ -11,7 +11,9 @@ guideline.tdxd-second-line, guideline.third-line, guideline.tdxd-ild, policy.lin
 When  a T-DM1 order is selected or signed for metastatic disease, T-DM1 not yet given for it,
  and  exactly one prior line of HER2-directed therapy for advanced disease is on record, counting
       a recurrence ≤ 12 months after (neo)adjuvant HER2-directed therapy as that line,
- and  no T-DXd anywhere in the record, and no ILD or pneumonitis on the problem list (any status),
+ and  no T-DXd received anywhere in the record (an order stopped with no administration under it
+      is none: FHIR `stopped` says not whether a dose was given; a note names it), and no ILD or
+      pneumonitis on the problem list (any status),
 Then  info: T-DXd is preferred second line; suggest it (5.4 mg/kg) instead of T-DM1.
 
 Decisions (why it stays silent):
@@ -69,11 +71,11 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     record, terminology, knowledge = ctx.record, ctx.params.terminology, ctx.params.knowledge
     if order is None or order.family != TDM1 or record.setting != "metastatic":
         return []
-    if record.events(TDXD):
+    placed = derived.placed_her2_events(ctx)  # an order stopped with no administration left out
+    if any(e.family == TDXD for e, _where in placed):
         return []
     if derived.has_condition(ctx, "interstitial_lung_disease", active_only=False):
         return []
-    placed = derived.placed_her2_events(ctx)
     if any(e.family == TDM1 and e.is_dose_given and where == "advanced" for e, where in placed):
         return []
     others = [(e, where) for e, where in placed if e.family not in (TDM1, TDXD)]
@@ -101,6 +103,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         "tdxd_dose": f"{knowledge.value('dosing.tdxd-breast-start')['mg_per_kg']:.1f}",
     }
     sources = (*SOURCES, "guideline.adjuvant-recurrence-window") if early_recurrence else SOURCES
+    note = derived.unadministered_note(ctx, "Second-line (T-DXd preferred) check")
+    if note:
+        ctx.notes.append(note)
     return [
         Finding(
             rule_id=RULE_ID,
