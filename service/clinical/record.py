@@ -13,9 +13,9 @@ What it derives:
 - progression events (LOINC 97509-4 = SNOMED 271299001);
 - labs, weight and LVEF with UCUM-normalised values and their ULN from referenceRange.high, each
   dated by effective[x] (when the sample was drawn), else by issued (when the lab released it).
-A result reported as a bound (valueQuantity.comparator) is read on its worse side (BOUND_WORSE_WHEN):
-at the bound, or just beyond a strict bound on the unsafe side, and notes_on says so (bound_note); a
-bounded weight, "ad" and unknown comparators are unreadable.
+A result reported as a bound (valueQuantity.comparator) is read at the bound, or just past a strict
+one, and notes_on says so when the actual value lies on the worse side (BOUND_WORSE_WHEN, bound_note);
+a bounded weight, "ad" and unknown comparators are unreadable.
 Entered-in-error, cancelled and preliminary results are dropped; results that are present but
 unreadable are kept with the reason, so a rule can say so instead of firing on them. One that
 records no value was obtained (dataAbsentReason, Result.absent_reason) is kept as no measurement: it
@@ -601,9 +601,10 @@ def _measured(resource: dict[str, Any], kind: str, rid: str, when: datetime) -> 
 # as a value. Which side of the bound is worse for the patient, per kind; semantics, not a label
 # threshold: every label row acts on a LOW platelet count or LVEF and a HIGH liver test. A bound
 # whose true value lies on the better side (bilirubin "<0.2 mg/dL", routine below-detection
-# reporting; platelets ">150 10*3/uL") is graded at the bound, the worst value it allows, and needs
-# no note. One whose true value lies on the worse side (LVEF "<40 %", ALT ">1000 U/L") is graded
-# just beyond a strict bound (BEYOND), at a non-strict one: readable, since the hold or
+# reporting; platelets ">150 10*3/uL") is graded at the worst value it allows: at a non-strict bound,
+# just inside a strict one (BEYOND; LVEF ">45 %" is above 45, never in the "40% to <= 45%" hold
+# row), and needs no note. One whose true value lies on the worse side (LVEF "<40 %", ALT ">1000
+# U/L") is graded just beyond a strict bound (BEYOND), at a non-strict one: readable, since the hold or
 # discontinuation it certainly reaches must fire, and said (bound_note), since the actual value may
 # fall in a more severe row than the one graded. An LVEF bound is said either way: a ">70 %"
 # baseline understates the fall from it. Body weight is in neither direction: a dose in mg is
@@ -644,10 +645,19 @@ def _bounded(kind: str, value: float, unit: str, quantity: dict[str, Any]) -> tu
     if comparator == "<" and value <= 0:
         return None, f"reported as below {value:g}, which no {RESULT_NAMES[kind]} is", ""
     graded = value
-    if comparator in ("<", ">") and (worse == "lower") == below:  # strict, on the worse side
+    if comparator in ("<", ">"):  # strict: its value is never the bound itself, on either side
         graded = value * (1 - BEYOND) if below else value * (1 + BEYOND)
     impossible = _impossible(kind, graded, unit)
     return (None, impossible, "") if impossible else (graded, "", comparator)
+
+
+def reported(result: Result) -> float | None:
+    """The value of a result as reported: for a strict bound, the bound itself, without the BEYOND
+    the grading reads past it (_bounded). What the cards show (a nudged "<60 %" read 59.99994 showed
+    as "<59.9999 %" at six significant digits), and what an LVEF fall is computed from."""
+    if result.value is None or result.comparator not in ("<", ">"):
+        return result.value
+    return result.value / (1 - BEYOND) if result.comparator == "<" else result.value / (1 + BEYOND)
 
 
 def bound_note(result: Result) -> str:
@@ -1245,14 +1255,14 @@ def _passed_over(kind: str, results: list[Result]) -> list[str]:
 
 
 def _shown(result: Result, *, with_comparator: bool = True) -> str:
-    """The value as the notes show it; a bound with its comparator ("<20,000/mm3"), which BEYOND is
-    too small to change in either format."""
+    """The value as the notes show it; a bound as reported, with its comparator ("<20,000/mm3")."""
     if result.value is None:
         return "no readable value"
     bound = result.comparator if with_comparator else ""
+    value = reported(result)
     if result.kind == "platelets":
-        return f"{bound}{result.value:,.0f}/mm3"
-    return f"{bound}{result.value:g} {result.unit}".strip()
+        return f"{bound}{value:,.0f}/mm3"
+    return f"{bound}{value:g} {result.unit}".strip()
 
 
 def _her2_status(

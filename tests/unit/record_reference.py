@@ -478,12 +478,9 @@ def _dated_result(resource: dict[str, Any], kind: str) -> Result | None:
 
 
 # Deliberate change, 2026-12-02: valueQuantity.comparator was ignored (LVEF "<40 %" read as 40 %).
-# Now a low platelet count or LVEF, and a high liver test, is the worse side of a bound: a strict
-# bound there is read a millionth beyond it, a non-strict one at it; a bound on the better side is
-# read at it. Either way the comparator is kept. A bounded weight, "ad", any other comparator, and
-# "below 0" are unreadable.
-_LOW_IS_WORSE = ("platelets", "lvef")
-_HIGH_IS_WORSE = ("alt", "ast", "bilirubin")
+# Now a strict bound, on either side, is read a millionth beyond it (review, same day: LVEF ">45 %"
+# read as 45 held in the "40% to <= 45%" row), a non-strict one at it; the comparator is kept. A
+# bounded weight, "ad", any other comparator, and "below 0" are unreadable.
 _NAMES = {"platelets": "platelet count", "alt": "ALT", "ast": "AST", "bilirubin": "total bilirubin"}
 _NAMES |= {"weight": "body weight", "lvef": "LVEF"}
 
@@ -504,9 +501,9 @@ def _comparator(
         return None, f"reported as a bound ({c}{value:g} {unit}), not as a measured value", ""
     if c == "<" and value <= 0:
         return None, f"reported as below {value:g}, which no {_NAMES[kind]} is", ""
-    if c == "<" and kind in _LOW_IS_WORSE:
+    if c == "<":
         return value * (1 - 1e-6), "", c
-    if c == ">" and kind in _HIGH_IS_WORSE:
+    if c == ">":
         return value * (1 + 1e-6), "", c
     return value, "", c
 

@@ -104,7 +104,8 @@ def test_lvef_above_70_as_baseline_is_graded_at_70_and_said() -> None:
     history = on_tdm1(*fb.fresh_labs(), bounded("lvef", 70, ">", days=120), bounded("lvef", 62, None))
     built = record.build("pat-1", history, terminology.default())
     baseline = built.results_of("lvef")[-1]
-    assert (baseline.value, baseline.comparator, baseline.readable) == (70.0, ">", True)
+    assert (record.reported(baseline), baseline.comparator, baseline.readable) == (70.0, ">", True)
+    assert baseline.value is not None and 70 < baseline.value < 70.001  # just above, as reported
     findings, notes = run(history)
     assert finding(findings, "lvef-decline") is None
     [note] = bound_notes(notes)
@@ -156,7 +157,7 @@ def test_platelets_above_150_are_readable_at_the_bound_without_a_note(comparator
     labs = [r for r in fb.fresh_labs() if "777-3" not in str(r["code"])]
     history = on_tdm1(*labs, bounded("platelets", 150, comparator))
     (result,) = record.build("pat-1", history, terminology.default()).results_of("platelets")
-    assert (result.value, result.readable) == (150_000.0, True)
+    assert (record.reported(result), result.readable) == (150_000.0, True)
     findings, notes = run(history)
     assert finding(findings, "thrombocytopenia-hold") is None
     assert finding(findings, "platelets-missing") is None
@@ -192,7 +193,7 @@ def test_bilirubin_below_detection_is_readable_with_no_missing_card_and_no_note(
     labs = [r for r in fb.fresh_labs() if "1975-2" not in str(r["code"])]
     history = on_tdm1(*labs, bounded("bilirubin", 0.2, comparator))
     (result,) = record.build("pat-1", history, terminology.default()).results_of("bilirubin")
-    assert (result.value, result.readable, result.comparator) == (0.2, True, comparator)
+    assert (record.reported(result), result.readable, result.comparator) == (0.2, True, comparator)
     findings, notes = run(history)
     assert finding(findings, "liver-tests-missing") is None
     assert finding(findings, "hepatotoxicity") is None
@@ -250,3 +251,49 @@ def test_the_nudge_is_too_small_to_show() -> None:
     assert platelets.value is not None and 74_999 < platelets.value < 75_000
     assert alt.value is not None and 200 < alt.value < 200.01
     assert [tables.shown(r) for r in (lvef, platelets, alt)] == ["<40", "<75,000", ">200"]
+
+
+# --- review: strict bounds on the safe side, the fall between bounds, the bound as shown ------------
+
+
+def test_lvef_above_45_is_above_45_not_in_the_40_to_45_hold_row() -> None:
+    # ">45 %" read as 45 % fell in "40% to <= 45% with a fall >= 10": a hold for an LVEF above 45 %.
+    history = on_tdm1(*fb.fresh_labs(), bounded("lvef", 60, None, days=120), bounded("lvef", 45, ">"))
+    findings, _notes = run(history)
+    assert finding(findings, "lvef-decline") is None
+    # Not strict: 45 % is in the row, and holds.
+    history = on_tdm1(*fb.fresh_labs(), bounded("lvef", 60, None, days=120), bounded("lvef", 45, ">="))
+    lvef = finding(run(history)[0], "lvef-decline")
+    assert lvef is not None and lvef.variant == "hold" and lvef.facts["fall"] == "at most 15 points"
+
+
+@pytest.mark.parametrize(("comparator", "holds"), [("<", False), ("<=", True), (None, True)])
+def test_a_fall_from_a_baseline_below_55_is_under_10_points(comparator: str | None, holds: bool) -> None:
+    # Baseline "<55 %", LVEF 45 %: a fall of less than 10 points (continue); the nudged baseline
+    # 54.99994 rounded back to a fall of 10.0 and held, the card saying "at most 10 points".
+    history = on_tdm1(*fb.fresh_labs(), bounded("lvef", 55, comparator, days=120), bounded("lvef", 45, None))
+    lvef = finding(run(history)[0], "lvef-decline")
+    assert (lvef is not None and lvef.variant == "hold") is holds
+    if lvef is not None:
+        assert lvef.facts["fall"] == ("at most 10 points" if comparator else "10 points")
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "comparator", "shown"),
+    [
+        ("lvef", 60, "<", "<60"),
+        ("alt", 60, ">", ">60"),
+        ("bilirubin", 5.5, ">", ">5.5"),
+        ("lvef", 55, ">", ">55"),
+    ],
+)
+def test_the_bound_is_shown_as_reported_not_as_graded(
+    kind: str, value: float, comparator: str, shown: str
+) -> None:
+    # Six significant digits showed the nudge of a bound of 50 or more: "<59.9999 %", ">60.0001 U/L".
+    (result,) = record.build("pat-1", [bounded(kind, value, comparator)], terminology.default()).results_of(
+        kind
+    )
+    assert tables.shown(result) == shown
+    note = record.bound_note(result)
+    assert f"({shown} " in note and "9999" not in note and "0001" not in note

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from service.clinical.findings import Action, RuleContext, Suggestion
 from service.clinical.knowledge import Entry, Knowledge, KnowledgeError
-from service.clinical.record import MEDICATION_HISTORY, Result
+from service.clinical.record import MEDICATION_HISTORY, Result, reported
 from service.clinical.rules import derived, dosing
 
 # criterion key → (measure it reads, comparison of measure against the row's number)
@@ -327,8 +327,8 @@ def number(value: float) -> str:
 
 def shown(result: Result) -> str:
     """A result's value as the cards show it: number(), after the comparator of a result reported as
-    a bound ("<40", ">1,000"; record.BEYOND is too small to change the number shown)."""
-    return f"{result.comparator}{number(result.value or 0)}"
+    a bound ("<40", ">1,000"), the bound as reported (record.reported), not the value graded past it."""
+    return f"{result.comparator}{number(reported(result) or 0)}"
 
 
 def remove_draft(ctx: RuleContext, key: str, description: str) -> tuple[Suggestion, ...]:

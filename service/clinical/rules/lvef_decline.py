@@ -27,7 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from service.clinical.findings import Finding, RuleContext, Suggestion
-from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result
+from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result, reported
 from service.clinical.rules import derived
 from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
@@ -73,7 +73,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         return []
     first = derived.first_tdm1_date(ctx)
     base = baseline(record, latest, first)
-    fall = None if base is None or base.value is None else round(base.value - latest.value, 3)
+    fall = _fall(base, latest)
     chosen, undecided = _hold_rows(lvef_tables, latest, base)
     if not chosen:
         if undecided:
@@ -118,7 +118,9 @@ def _hold_rows(
 ) -> tuple[list[tables.Band], bool]:
     """(most severe hold rows for this LVEF, whether a hold row is undecided for lack of a baseline)."""
     assert result.value is not None
-    fall = None if base is None or base.value is None else round(base.value - result.value, 3)
+    fall = _fall(base, result)
+    if fall is not None and base is not None and _strictly_smaller(base, result):
+        fall -= FALL_UNDER
     applying: list[tables.Band] = []
     undecided: list[tables.Band] = []
     for table in lvef_tables:
@@ -139,6 +141,32 @@ def _previous_on_treatment(record: PatientRecord, latest: Result, first: datetim
         return None
     earlier = [r for r in record.results_of("lvef") if r.readable and r.when < latest.when]
     return earlier[0] if earlier and earlier[0].when > first else None
+
+
+# How far under the fall between the bounds as reported a fall is graded when the bounds make the
+# actual fall strictly smaller (_strictly_smaller); far under the 3 decimals the fall is rounded to.
+FALL_UNDER = 1e-6
+
+
+def _fall(base: Result | None, result: Result) -> float | None:
+    """The fall from the baseline to `result` in points, between the values as reported
+    (record.reported): rounded, so that float noise (50.3 - 40.3) is not a fall under 10, which
+    also rounds away the BEYOND a strict bound is graded past."""
+    if base is None or base.value is None or result.value is None:
+        return None
+    return round((reported(base) or 0) - (reported(result) or 0), 3)
+
+
+def _strictly_smaller(base: Result, result: Result) -> bool:
+    """Whether the actual fall is certainly below the one between the bounds: each bound pulls it
+    smaller (a baseline "<", an LVEF ">") and one is strict. A baseline "<55 %" with an LVEF of 45 %
+    is a fall of less than 10 points, not the 10 that holds; bounds pulling both ways (or a fall
+    larger than computed) are graded at the fall computed, as before."""
+    if base is result:
+        return False
+    smaller = base.comparator in ("<", "<=") or result.comparator in (">", ">=")
+    larger = result.comparator in ("<", "<=") or base.comparator in (">", ">=")
+    return smaller and not larger and (base.comparator == "<" or result.comparator == ">")
 
 
 def _fall_text(fall: float | None, base: Result | None, latest: Result) -> str:
