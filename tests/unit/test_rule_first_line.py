@@ -193,13 +193,24 @@ def thp_orders(status: str, when: datetime = datetime(2025, 4, 1, tzinfo=UTC)) -
 
 def test_thp_orders_never_given_are_no_prior_therapy() -> None:
     """FHIR `cancelled`: withdrawn before any administration; `stopped` says not whether one was
-    given: with no administration on record, none is prior therapy, and a stopped one is named."""
-    for status in ("cancelled", "entered-in-error", "stopped"):
+    given: in a record that documents HER2-directed administrations (here adjuvant trastuzumab), a
+    stopped order with none under it is no prior therapy, and it is named."""
+    for status in ("cancelled", "entered-in-error"):
         findings = on_order(fb.medication_request(), base(*thp_orders(status)))
         assert only(findings, "first-line-use").indicator == "warning", status
-    notes = only(on_order(fb.medication_request(), base(*thp_orders("stopped"))), "data-unavailable")
+    adjuvant = fb.administration("trastuzumab", datetime(2023, 7, 1, tzinfo=UTC), dose=6)
+    findings = on_order(fb.medication_request(), base(adjuvant, *thp_orders("stopped")))
+    assert only(findings, "first-line-use").indicator == "warning"
+    notes = only(findings, "data-unavailable")
     named = [n for n in notes.facts["notes"] if n.startswith("First-line check")]
     assert len(named) == 1 and "trastuzumab-stopped" in named[0] and "pertuzumab-stopped" in named[0]
+
+
+def test_stopped_orders_in_a_record_of_orders_only_are_prior_therapy() -> None:
+    """No HER2-directed administration on record at all (an EHR that exposes no MAR): a missing one
+    says nothing, and THP stopped at progression, the usual way to a second line, is a line."""
+    findings = on_order(fb.medication_request(), base(*thp_orders("stopped")))
+    assert "first-line-use" not in rule_ids(findings)
 
 
 def test_thp_orders_completed_active_or_stopped_after_a_dose_are_prior_therapy() -> None:

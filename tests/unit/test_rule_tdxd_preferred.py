@@ -93,17 +93,22 @@ def test_prior_tdxd_anywhere_is_silent() -> None:
 
 def test_a_tdxd_order_never_given_is_no_tdxd_received() -> None:
     """`cancelled` (withdrawn before any administration) and entered-in-error orders are no T-DXd;
-    a `stopped` order with no administration says not whether a dose was given: the card fires and
-    a note names the order, so the clinician can check."""
+    a `stopped` order with no administration, in a record that documents HER2-directed doses (the
+    first line's trastuzumab), says not whether a dose was given: the card fires and a note names
+    the order, so the clinician can check."""
     when = D(2026, 9, 1, tzinfo=UTC)
-    for status in ("cancelled", "entered-in-error", "stopped"):
+    for status in ("cancelled", "entered-in-error"):
         order = fb.medication_request("tdxd", status=status, dose=5.4, authored=when, rid=f"tdxd-{status}")
         assert one(evaluate(RULE, draft(), metastatic(order))).rule_id == "tdxd-preferred", status
+    first_line_dose = fb.administration("trastuzumab", D(2025, 4, 22, tzinfo=UTC), dose=6)
     stopped = fb.medication_request("tdxd", status="stopped", dose=5.4, authored=when, rid="tdxd-stopped")
-    findings = all_rules([draft()], metastatic(stopped, *fb.fresh_labs()))
+    assert one(evaluate(RULE, draft(), metastatic(first_line_dose, stopped))).rule_id == "tdxd-preferred"
+    findings = all_rules([draft()], metastatic(first_line_dose, stopped, *fb.fresh_labs()))
     assert "tdxd-preferred" in ids(findings)
     notes = next(f for f in findings if f.rule_id == "data-unavailable").facts["notes"]
     assert any(n.startswith("Second-line (T-DXd preferred) check") and "tdxd-stopped" in n for n in notes)
+    # A record of orders only (no HER2-directed administration at all): the stopped order is T-DXd.
+    assert evaluate(RULE, draft(), metastatic(stopped)) == []
 
 
 def test_a_tdxd_order_completed_active_or_stopped_after_a_dose_is_tdxd_received() -> None:

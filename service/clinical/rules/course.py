@@ -78,7 +78,8 @@ def unadministered_stops(events: tuple[TherapyEvent, ...]) -> tuple[TherapyEvent
     says neither that a dose was given nor that none was, so the administrations decide. A stopped
     order with an administration under it is real prior therapy; so is a `completed` or `active`
     order, a MedicationStatement, or an administration (each an event of its own). `cancelled` and
-    entered-in-error orders never reach the record (record.EXCLUDED_REQUEST_STATUSES). Dates are
+    entered-in-error orders never reach the record (record.EXCLUDED_REQUEST_STATUSES). Only a record
+    that documents HER2-directed administrations at all can show one missing. Dates are
     compared by day (authoredOn is often a date alone). An order with no start, or a drug with an
     undated administration, cannot be matched: the order counts, as it did.
     """
@@ -86,6 +87,12 @@ def unadministered_stops(events: tuple[TherapyEvent, ...]) -> tuple[TherapyEvent
     for event in events:
         if event.kind == "administration":
             given.setdefault(event.family, []).append(event)
+    if not given:
+        # No HER2-directed administration on record at all: this record documents orders, not
+        # doses (an EHR that exposes no MAR, therapy given elsewhere). A missing administration
+        # then says nothing, and dropping the stopped orders would read the usual second line (THP
+        # stopped at progression) as no therapy: a first-line warning on nearly every T-DM1 order.
+        return ()
     unadministered = []
     for order in events:
         if order.kind != "request" or order.status != "stopped" or order.start is None:
