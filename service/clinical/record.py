@@ -672,9 +672,15 @@ def bound_note(result: Result) -> str:
     lead = f"{name[0].upper()}{name[1:]} reported as a bound ({_shown(result)}) on {result.when.date().isoformat()}"
     if (worse == "lower") == below:
         side = ("just below " if below else "just above ") if result.comparator in ("<", ">") else ""
+        # An LVEF below its bound is worse as the current value but, as the baseline, makes a fall
+        # from it smaller than graded: said both ways, since the note cannot know which it serves.
+        baseline = (
+            "; as the baseline, a fall from it may be smaller than graded" if result.kind == "lvef" else ""
+        )
         return (
             f"{lead}: graded as {side}{bound}; the actual value may be {'lower' if below else 'higher'}, "
-            "in a more severe row of the label's table than the one graded. Check the report before the dose."
+            f"in a more severe row of the label's table than the one graded{baseline}. "
+            "Check the report before the dose."
         )
     if result.kind == "lvef":  # above the bound: the current LVEF is safe, a fall from it is not
         return (

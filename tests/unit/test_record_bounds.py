@@ -297,3 +297,13 @@ def test_the_bound_is_shown_as_reported_not_as_graded(
     assert tables.shown(result) == shown
     note = record.bound_note(result)
     assert f"({shown} " in note and "9999" not in note and "0001" not in note
+
+
+def test_an_lvef_below_its_bound_is_said_both_as_a_value_and_as_a_baseline() -> None:
+    """A lower LVEF is worse as the current value, but a lower baseline means a smaller fall."""
+    from service.clinical.record import Result, bound_note
+
+    note = bound_note(Result("lvef", fb.NOW, "Observation/e1", 44.99996, "%", comparator="<"))
+    assert "in a more severe row" in note and "as the baseline, a fall from it may be smaller" in note
+    platelets = bound_note(Result("platelets", fb.NOW, "Observation/p1", 49_999.95, "/mm3", comparator="<"))
+    assert "more severe row" in platelets and "baseline" not in platelets
