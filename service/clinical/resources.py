@@ -194,20 +194,43 @@ def next_link(bundle: dict[str, Any]) -> str | None:
     return None
 
 
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
+
+
 class BundleRead:
     """One walk of a Bundle: its resources (as bundle_resources gives them), how many of its entries
-    Bundle.total counts, why an entry makes it less than the whole answer (`gap`), and why a Bundle
-    within it falls short of its total (`short`); None when not."""
+    Bundle.total counts, why an entry makes it less than the whole answer (`gap`), why a Bundle
+    within it falls short of its total (`short`); None when not; and the resource types of the
+    entries Bundle.total counts (`match_types`: what the search found, not what _include added)."""
 
-    __slots__ = ("gap", "matches", "resources", "short")
+    __slots__ = ("gap", "match_types", "matches", "resources", "short")
 
     def __init__(
-        self, resources: list[dict[str, Any]], matches: int, gap: str | None, short: str | None = None
+        self,
+        resources: list[dict[str, Any]],
+        matches: int,
+        gap: str | None,
+        short: str | None = None,
+        match_types: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         self.resources = resources
         self.matches = matches
         self.gap = gap
         self.short = short
+        self.match_types = match_types
+
+    def wrong_type(self, resource_type: str | None) -> str | None:
+        """Why this is not the answer to a search of `resource_type`: a result of another type (a
+        server answering the Observation query with Conditions). An empty-looking Observation list
+        would fire a missing-lab check on labs never read."""
+        if resource_type is None:
+            return None
+        others = self.match_types - {resource_type}
+        if not others:
+            return None
+        # Named only as FHIR type names: the text may reach a card, and the sender chose it.
+        named = sorted(t for t in others if _TYPE_NAME.fullmatch(t))[:3] or ["unnamed"]
+        return f"the {resource_type} search returned {', '.join(named)} resources"
 
 
 def read_bundle(value: Any) -> BundleRead:
@@ -220,6 +243,7 @@ def read_bundle(value: Any) -> BundleRead:
     found: list[dict[str, Any]] = []
     matches = 0
     gap = short = None
+    types: set[str] = set()
     for entry in as_list(value.get("entry")):
         entry = as_dict(entry)
         resource = as_dict(entry.get("resource"))
@@ -229,6 +253,7 @@ def read_bundle(value: Any) -> BundleRead:
         elif resource["resourceType"] == "Bundle":
             inner = read_bundle(resource)
             found += inner.resources
+            types |= inner.match_types
             if next_link(resource):
                 gap = gap or inner.gap or "a Bundle within the Bundle has pages that were not read"
             else:
@@ -238,7 +263,8 @@ def read_bundle(value: Any) -> BundleRead:
             found.append(resource)
             if counts_as_match(entry, resource):
                 matches += 1
-    return BundleRead(found, matches, gap, short)
+                types.add(resource["resourceType"])
+    return BundleRead(found, matches, gap, short, types)
 
 
 def prefetch_gap(value: Any, read: BundleRead | None = None, *, check_total: bool = True) -> str | None:

@@ -191,22 +191,35 @@ class FhirClient:
     def search(self, key: str, query: str, deadline: float) -> FetchResult:
         """Read or search; for a searchset, follow next links up to max_pages."""
         return self._read_pages(
-            key, None, urljoin(self.base_url, with_page_size(query, self.page_size)), deadline
+            key,
+            None,
+            urljoin(self.base_url, with_page_size(query, self.page_size)),
+            deadline,
+            query.split("?", 1)[0].split("/", 1)[0],
         )
 
-    def continue_paging(self, key: str, bundle: dict[str, Any], deadline: float) -> FetchResult:
+    def continue_paging(
+        self, key: str, bundle: dict[str, Any], deadline: float, resource_type: str | None = None
+    ) -> FetchResult:
         """The rest of a paged Bundle a client prefetched, with the same token."""
-        return self._read_pages(key, bundle, None, deadline)
+        return self._read_pages(key, bundle, None, deadline, resource_type)
 
     def _read_pages(
-        self, key: str, first: dict[str, Any] | None, url: str | None, deadline: float
+        self,
+        key: str,
+        first: dict[str, Any] | None,
+        url: str | None,
+        deadline: float,
+        resource_type: str | None,
     ) -> FetchResult:
         """From `first` (a page in hand) or `url`, every page up to max_pages. Read to its last page,
         a searchset must hold as many results as its total counts: a server that stops short without
-        a next link has left some out, and the query fails rather than look complete."""
+        a next link has left some out, and the query fails rather than look complete. Its results
+        must be of the type searched for (`resource_type`): an Observation query answered with
+        Conditions has read no Observation, and fails rather than look like an empty list."""
         started = time.monotonic()
         result = FetchResult(key=key)
-        pages = _Pages(self.check_total)
+        pages = _Pages(self.check_total, resource_type)
         try:
             document = first if first is not None else self.get_json(str(url), deadline)
             while True:
@@ -231,20 +244,27 @@ class FhirClient:
 class _Pages:
     """The results of a search's pages so far: how many Bundle.total counts, and the largest total
     a page gave (pages that disagree: the answer is held to the larger count). With check_total
-    off, no total is held against them."""
+    off, no total is held against them. `resource_type`: what the query reads; a result of
+    another type fails the query (BundleRead.wrong_type)."""
 
-    def __init__(self, check_total: bool) -> None:
+    def __init__(self, check_total: bool, resource_type: str | None = None) -> None:
         self.check_total = check_total
+        self.resource_type = resource_type
         self.matches = 0
         self.total: int | None = None
 
     def add(self, document: dict[str, Any]) -> list[dict[str, Any]]:
         """The data of one page; FetchError if an entry makes the answer incomplete (why_incomplete)."""
-        if document.get("resourceType") != "Bundle":
+        kind = document.get("resourceType")
+        if kind != "Bundle":
+            if self.resource_type and kind != self.resource_type:
+                raise FetchError(f"the {self.resource_type} query returned a {str(kind)[:40]}", "invalid")
             return [document]
         read = read_bundle(document)
         if read.gap:
             raise FetchError(read.gap, "invalid")
+        if wrong := read.wrong_type(self.resource_type):
+            raise FetchError(wrong, "invalid")
         if read.short and self.check_total:
             raise FetchError(read.short, "incomplete")
         self.matches += read.matches

@@ -73,7 +73,7 @@ def resolve(
             data.prefetched_keys.append(spec.key)
             more = next_link(as_dict(value))
             if more and client is not None:
-                jobs[spec.key] = (spec, _continue(client, spec.key, value, deadline))
+                jobs[spec.key] = (spec, _continue(client, spec, value, deadline))
                 continue
             if more:
                 # Rules that look for an absence (no prior therapy, no LVEF) would fire on what the
@@ -90,7 +90,10 @@ def resolve(
         if (
             client is None
             and value is not None
-            and (gap := prefetch_gap(value, reads[spec.key], check_total=check_total))
+            and (
+                gap := prefetch_gap(value, reads[spec.key], check_total=check_total)
+                or reads[spec.key].wrong_type(spec.resource_type)
+            )
         ):
             # Sent, but not the whole answer: the card says why, so the EHR's prefetch can be mended.
             data.failures[spec.key] = f"prefetch incomplete: {gap}"
@@ -171,8 +174,8 @@ def _search(client: FhirClient, key: str, query: str, deadline: float):
     return lambda: client.search(key, query, deadline)
 
 
-def _continue(client: FhirClient, key: str, bundle: dict[str, Any], deadline: float):
-    return lambda: client.continue_paging(key, bundle, deadline)
+def _continue(client: FhirClient, spec: prefetch.PrefetchKey, bundle: dict[str, Any], deadline: float):
+    return lambda: client.continue_paging(spec.key, bundle, deadline, spec.resource_type)
 
 
 def _resolve_medications(

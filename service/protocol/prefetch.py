@@ -21,7 +21,7 @@ from service.clinical.record import (
     OBSERVATIONS,
     PATIENT,
 )
-from service.clinical.resources import BundleRead, as_dict, as_str, prefetch_gap
+from service.clinical.resources import BundleRead, as_dict, as_str, prefetch_gap, read_bundle
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 
@@ -101,8 +101,8 @@ def usable(
 ) -> bool:
     """A prefetched value counts unless it is absent, null or an OperationOutcome (a failed prefetch),
     a resource that is not what the key reads (`resource_type`: an Observation prefetch that is a
-    lone Patient, or has no resourceType, would pass for "no Observations"), or a Bundle that is not
-    the whole answer (prefetch_gap: an error OperationOutcome entry, an entry that is not a resource,
+    lone Patient, or has no resourceType, would pass for "no Observations"; a Bundle of Conditions
+    too), or a Bundle that is not the whole answer (prefetch_gap: an error OperationOutcome entry, an entry that is not a resource,
     a last page short of its total). A check for a missing lab must not run on part of a list, nor
     on a list never read. `read` is read_bundle(value) when the caller has walked it already."""
     value = as_dict(value)
@@ -111,4 +111,7 @@ def usable(
         return False
     if kind != "Bundle":
         return resource_type is None or kind == resource_type
-    return prefetch_gap(value, read, check_total=check_total) is None
+    read = read or read_bundle(value)
+    return (
+        read.wrong_type(resource_type) is None and prefetch_gap(value, read, check_total=check_total) is None
+    )

@@ -100,6 +100,19 @@ def test_unreadable_entries_make_the_list_unavailable(client) -> None:
     assert not set(codes(response)) & OBSERVATION_CARDS
 
 
+def test_an_observation_query_answered_with_conditions_is_unavailable(client) -> None:
+    # No Observation was read: the missing-lab checks must be skipped, not fired on an empty list.
+    data = data_for(fb.metastatic_history())
+    data["Observation"] = data["Condition"]
+    before = _failures("observations", "invalid")
+    with fhir_stub(StubState(data=data, token=TOKEN)) as base_url:
+        response = call(client, no_prefetch_request(base_url))
+    assert response.status_code == 200
+    assert OBSERVATIONS_NAME in unavailable_card(response)["summary"]
+    assert not set(codes(response)) & OBSERVATION_CARDS
+    assert _failures("observations", "invalid") == before + 1
+
+
 def test_paging_forever_stops_at_the_cap(roomy, client) -> None:
     roomy.config["SETTINGS"] = roomy.config["SETTINGS"].with_overrides(fetch_max_pages=4)
     before = _failures("observations", "truncated")

@@ -237,6 +237,23 @@ def test_a_prefetched_lone_resource_of_another_type_is_not_read_as_an_empty_list
     assert "data-unavailable" not in codes(call(client, _request(None, full, history)))
 
 
+def test_a_prefetched_bundle_of_another_type_is_not_read_as_an_empty_list(roomy, client) -> None:
+    # The observations key holding the Conditions searchset: no Observation was sent.
+    history = fb.metastatic_history()
+    full = fb.prefetch_for(history)
+    prefetch = {**full, "observations": full["conditions"]}
+    response = call(client, _request(None, prefetch, history))
+    card = unavailable_card(response)
+    assert "Observations" in card["summary"]
+    assert "the Observation search returned Condition resources" in card["detail"]
+    assert not {"platelets-missing", "liver-tests-missing"} & set(codes(response))
+    state = StubState(data=data_for(history), token=TOKEN)
+    with fhir_stub(state) as base_url:
+        fetched = call(client, _request(base_url, prefetch, history))
+    assert _types(state) == {"Observation"}
+    assert codes(fetched) == codes(call(client, _request(None, full, history)))
+
+
 def test_a_hostile_search_mode_in_a_prefetch_is_read_not_a_500(roomy, client) -> None:
     history = fb.metastatic_history()
     full = fb.prefetch_for(history)

@@ -272,7 +272,7 @@ def test_the_total_is_held_against_every_page_read(server: Server) -> None:
 
 
 def test_included_resources_and_outcomes_are_not_counted_against_the_total(server: Server) -> None:
-    bundle = fb.searchset([fb.medication_request("tdm1")])
+    bundle = fb.searchset([fb.observation("alt", 20, fb.ago(days=1))])
     medication = {"resourceType": "Medication", "id": "med-1", "code": {"text": "Kadcyla"}}
     warning = {
         "resourceType": "OperationOutcome",
@@ -285,7 +285,7 @@ def test_included_resources_and_outcomes_are_not_counted_against_the_total(serve
     bundle["total"] = 1
     server.json("/fhir/Observation?patient=pat-1", bundle)
     result = _search(server)
-    assert result.ok and [r["resourceType"] for r in result.resources] == ["MedicationRequest", "Medication"]
+    assert result.ok and [r["resourceType"] for r in result.resources] == ["Observation", "Medication"]
     bundle["total"] = 2  # the include does not make up for a missing match
     server.json("/fhir/Observation?patient=pat-1", bundle)
     assert _search(server).error == "the server counted 2 results and sent 1"
@@ -359,3 +359,26 @@ def test_the_total_check_can_be_turned_off_for_a_server_that_miscounts(server: S
     client = FhirClient(server.base, TOKEN, check_total=False)
     result = client.search("observations", "Observation?patient=pat-1", deadline())
     assert result.ok and len(result.resources) == 1
+
+
+def test_results_of_another_type_than_the_query_reads_fail_it(server: Server) -> None:
+    # Conditions in the Observation query: no Observation was read, and an empty-looking lab list
+    # would fire the missing-lab checks. An included resource (search.mode include) is not a result.
+    server.json("/fhir/Observation?patient=pat-1", fb.searchset([fb.breast_cancer()]))
+    result = _search(server)
+    assert (
+        result.reason == "invalid" and result.error == "the Observation search returned Condition resources"
+    )
+    odd = fb.searchset(
+        [{"resourceType": "[x](https://example.net)", "id": "x"}, {"resourceType": "Basic", "id": "b"}]
+    )
+    server.json("/fhir/Observation?patient=pat-1", odd)  # the message may reach a card: names only
+    assert _search(server).error == "the Observation search returned Basic resources"
+    server.json("/fhir/Medication/med-1", {"resourceType": "Patient", "id": "pat-1"})
+    read = FhirClient(server.base, TOKEN).search("Medication/med-1", "Medication/med-1", deadline())
+    assert read.reason == "invalid" and read.error == "the Medication query returned a Patient"
+    # A prefetched first page continued: its next pages are held to the key's type too.
+    first = page(server, [fb.observation("alt", 20, fb.ago(days=1))], f"{server.base}/Observation?p=2")
+    server.json("/fhir/Observation?p=2", fb.searchset([fb.breast_cancer()]))
+    client = FhirClient(server.base, TOKEN)
+    assert not client.continue_paging("observations", first, deadline(), "Observation").ok
