@@ -23,7 +23,8 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import urllib3
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import LocationParseError, NewConnectionError
+from urllib3.util import parse_url
 
 from service.clinical.resources import as_str, next_link, read_bundle, shortfall
 from service.fhir.cache import Scope, token_fingerprint
@@ -72,16 +73,25 @@ class FetchResult:
 
 
 def same_origin(url: str, base: str) -> bool:
-    """Scheme, host and port alike, a default port written or not (HAPI writes https://host:443/...)."""
+    """Scheme, host and port alike, a default port written or not (HAPI writes https://host:443/...).
+
+    Read by urllib.parse and by urllib3's parser (the one that picks where the connection goes), and
+    alike by both: they disagree on some URLs, and a link the check reads one way must not connect
+    the other. "http://evil:80\\@ehr/fhir" is host ehr to urllib.parse and host evil to urllib3.
+    """
     try:
-        a, b = urlsplit(url), urlsplit(base)
-        return (a.scheme, a.hostname, a.port or DEFAULT_PORTS.get(a.scheme)) == (
-            b.scheme,
-            b.hostname,
-            b.port or DEFAULT_PORTS.get(b.scheme),
-        )
-    except ValueError:  # a port that is not a number
+        return _origins(url) == _origins(base)
+    except (ValueError, LocationParseError):  # a port that is not a number, a host urllib3 refuses
         return False
+
+
+def _origins(url: str) -> tuple[tuple[str, str | None, int | None], ...]:
+    a, b = urlsplit(url), parse_url(url)
+    b_scheme = (b.scheme or "").lower()
+    return (
+        (a.scheme, a.hostname, a.port or DEFAULT_PORTS.get(a.scheme)),
+        (b_scheme, (b.host or "").strip("[]").lower() or None, b.port or DEFAULT_PORTS.get(b_scheme)),
+    )
 
 
 def new_pool(size: int = 10) -> urllib3.PoolManager:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -191,6 +192,10 @@ def test_a_relative_next_link_is_read_against_the_base(server: Server) -> None:
         ("http://ehr.example.org/fhir", "https://ehr.example.org/fhir/", False),
         ("https://ehr.example.org:abc/fhir", "https://ehr.example.org/fhir/", False),
         ("https://other.example.org/fhir", "https://ehr.example.org/fhir/", False),
+        # urllib.parse reads host ehr.example.org, urllib3 (which connects) evil.example.net.
+        ("https://evil.example.net\\@ehr.example.org/fhir", "https://ehr.example.org/fhir/", False),
+        ("https://ehr.example.org:443\\@evil.example.net/fhir", "https://ehr.example.org/fhir/", False),
+        ("http://[::1]:8080/fhir?page=2", "http://[::1]:8080/fhir/", True),
     ],
 )
 def test_same_origin_reads_default_ports_as_written_or_not(url: str, base: str, same: bool) -> None:
@@ -225,6 +230,33 @@ def test_a_redirect_within_the_server_is_followed_with_the_token(server: Server)
         "/fhir/r4b/Observation?patient=pat-1",
     ]
     assert {headers["Authorization"] for _path, headers in server.calls} == {f"Bearer {TOKEN}"}
+
+
+def test_a_link_the_url_parsers_read_apart_does_not_reach_another_server(server: Server) -> None:
+    # "http://127.0.0.1:OTHER\\@127.0.0.1:OURS/..." is our server to urllib.parse and the other one to
+    # urllib3: the next link, and a redirect, would have taken the token there.
+    other = Server()
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            other.calls.append((self.path, dict(self.headers)))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    with loopback_server(Other) as other_base:
+        ours, theirs = urlsplit(server.base).netloc, urlsplit(other_base).netloc
+        crafted = f"http://{theirs}\\@{ours}/fhir/Observation?p=2"
+        server.json("/fhir/Observation?patient=pat-1", page(server, [], crafted))
+        server.routes["/fhir/Condition?patient=pat-1"] = Reply(302, b"", {"Location": crafted})
+        client = FhirClient(server.base, TOKEN)
+        paged = client.search("observations", "Observation?patient=pat-1", deadline())
+        moved = client.search("conditions", "Condition?patient=pat-1", deadline())
+    assert not paged.ok and "another server" in paged.error
+    assert not moved.ok and "another server" in moved.error
+    assert other.calls == []
 
 
 def test_redirects_stop_after_three(server: Server) -> None:
