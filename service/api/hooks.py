@@ -193,6 +193,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
         _log_call(declaration, request_body, started, cards=[], data=None)
         return {"cards": []}
 
+    draft_keys = {o.reference for o in orders if o.reference}
     try:
         data = resolve(
             context,
@@ -208,6 +209,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             cache=current_app.config.get("FETCH_CACHE"),
             prefetched_reads=prefetched_reads,
             check_total=settings.check_bundle_total,
+            excluding=draft_keys,
         )
     except DataNotObtainable as exc:
         reason = str(exc)
@@ -217,7 +219,6 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
             reason = "no usable prefetch was sent, and dev mode calls a fhirServer on loopback only"
         raise ApiError(412, f"Data needed and not obtainable: {reason}.") from None
 
-    draft_keys = {o.reference for o in orders if o.reference}
     record = records.build(
         patient_id, data.resources, terminology, frozenset(data.available), excluding=draft_keys
     )

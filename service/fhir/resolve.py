@@ -13,8 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service import metrics
-from service.clinical.record import unresolved_medication_ids
-from service.clinical.resources import BundleRead, as_dict, next_link, prefetch_gap, read_bundle
+from service.clinical.record import (
+    MEDICATION_ADMINISTRATIONS,
+    MEDICATION_REQUESTS,
+    MEDICATION_STATEMENTS,
+    unresolved_medication_ids,
+)
+from service.clinical.resources import (
+    BundleRead,
+    as_dict,
+    as_str,
+    next_link,
+    prefetch_gap,
+    read_bundle,
+    resource_key,
+)
 from service.fhir.cache import FetchCache, Scope
 from service.fhir.client import FetchResult, FhirClient, run_parallel
 from service.protocol import prefetch
@@ -48,9 +61,11 @@ def resolve(
     cache: FetchCache | None = None,
     prefetched_reads: dict[str, BundleRead] | None = None,
     check_total: bool = True,
+    excluding: frozenset[str] | set[str] = frozenset(),
 ) -> ResolvedData:
     """`prefetched_reads`, when given, is read_bundle() of each prefetch value, already walked by the
-    caller (a 2,000-resource prefetch costs a millisecond a walk); a key it lacks is walked here."""
+    caller (a 2,000-resource prefetch costs a millisecond a walk); a key it lacks is walked here.
+    `excluding`: the keys ("Type/id") of the call's draft orders, which are not history."""
     deadline = time.monotonic() + deadline_seconds
     prefetched = prefetched or {}
     reads = dict(prefetched_reads or {})
@@ -126,7 +141,7 @@ def resolve(
                 data.fetched_keys.append(key)
         else:
             data.failures[key] = result.error
-    _resolve_medications(data, draft_resources or [], fetcher, deadline, workers)
+    _resolve_medications(data, draft_resources or [], fetcher, deadline, workers, excluding)
     return data
 
 
@@ -179,6 +194,52 @@ def _continue(client: FhirClient, spec: prefetch.PrefetchKey, bundle: dict[str, 
 
 
 def _resolve_medications(
+    data: ResolvedData,
+    drafts: list[dict[str, Any]],
+    fetcher: _Fetcher,
+    deadline: float,
+    workers: int,
+    excluding: frozenset[str] | set[str] = frozenset(),
+) -> None:
+    _read_medications(data, drafts, fetcher, deadline, workers)
+    _set_aside_unidentified_history(data, excluding)
+
+
+_HISTORY_CATEGORIES = {
+    "MedicationRequest": MEDICATION_REQUESTS,
+    "MedicationAdministration": MEDICATION_ADMINISTRATIONS,
+    "MedicationStatement": MEDICATION_STATEMENTS,
+}
+
+
+def _set_aside_unidentified_history(data: ResolvedData, excluding: frozenset[str] | set[str]) -> None:
+    """A history entry that names its drug only through a Medication that could not be read (the read
+    failed or timed out, it was not prefetched and there is no server, its id is malformed): a
+    check for prior HER2 therapy would take it for no therapy. Its category counts as unavailable,
+    and the card says why. One whose reference has a display is identified by that text, as before;
+    `excluding` (the call's draft orders, returned by the server too) is not history."""
+    known = {f"Medication/{r.get('id')}": r for r in data.resources if r.get("resourceType") == "Medication"}
+    blind: dict[str, int] = {}
+    for resource in data.resources:
+        category = _HISTORY_CATEGORIES.get(resource.get("resourceType"))
+        if category is None or "medicationReference" not in resource or category not in data.available:
+            continue
+        if resource_key(resource) in excluding:
+            continue
+        if as_str(as_dict(resource.get("medicationReference")).get("display")):
+            continue
+        if unresolved_medication_ids([resource], known):
+            blind[category] = blind.get(category, 0) + 1
+    if blind:
+        data.available -= set(blind)
+        data.notes.append(
+            f"{sum(blind.values())} medication history entr{'y' if sum(blind.values()) == 1 else 'ies'} "
+            "named the drug only by a Medication that could not be read: what the patient received "
+            "is not known."
+        )
+
+
+def _read_medications(
     data: ResolvedData, drafts: list[dict[str, Any]], fetcher: _Fetcher, deadline: float, workers: int
 ) -> None:
     """medicationReference to a Medication that was neither contained nor prefetched: read it."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import REGISTRY
@@ -172,6 +173,57 @@ def test_patient_view_with_medication_history_unreadable(client) -> None:
     assert response.status_code == 200
     assert codes(response) == ["data-unavailable"]
     assert "MedicationAdministration" in unavailable_card(response)["detail"]
+
+
+def _prior_trastuzumab_by_reference(medication_id: str = "m-tras") -> list[dict]:
+    """No HER2 therapy but one statement, whose drug is named only by a Medication reference."""
+    prior = fb.statement("trastuzumab", datetime(2025, 4, 1, tzinfo=UTC), datetime(2026, 8, 1, tzinfo=UTC))
+    del prior["medicationCodeableConcept"]
+    prior["medicationReference"] = {"reference": f"Medication/{medication_id}"}
+    return [*fb.metastatic_history(prior_her2=False), prior]
+
+
+def test_a_medication_read_that_fails_is_not_taken_for_no_prior_therapy(client) -> None:
+    # The prior trastuzumab is named by Medication/m-tras only: if that read fails, "first-line
+    # use" would fire on a history that could not be read.
+    data = data_for(_prior_trastuzumab_by_reference())
+    data["Medication"] = {
+        "resourceType": "Medication",
+        "id": "m-tras",
+        "code": fb.medication_concept("trastuzumab"),
+    }
+    for mode in ("500", "hang"):
+        state = StubState(data=data, token=TOKEN, modes={"Medication": mode})
+        before = _failures("medication", "http_5xx" if mode == "500" else "timeout")
+        with fhir_stub(state) as base_url:
+            response = call(client, no_prefetch_request(base_url))
+        assert response.status_code == 200
+        assert "first-line-use" not in codes(response), mode
+        card = unavailable_card(response)
+        assert "MedicationStatement" in card["summary"] + card["detail"]
+        assert "named the drug only by a Medication that could not be read" in card["detail"]
+        assert _failures("medication", "http_5xx" if mode == "500" else "timeout") == before + 1
+    with fhir_stub(StubState(data=data, token=TOKEN)) as base_url:  # read: the prior therapy is seen
+        response = call(client, no_prefetch_request(base_url))
+    assert "first-line-use" not in codes(response) and "data-unavailable" not in codes(response)
+
+
+def test_a_draft_returned_by_the_server_is_not_history_whose_medication_is_unread(roomy, client) -> None:
+    # The server returns the draft too, naming a Medication only the draftOrders Bundle holds.
+    medication = {"resourceType": "Medication", "id": "m-new", "code": fb.medication_concept("tdm1")}
+    draft = fb.medication_request("tdm1", rid="draft-1")
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "Medication/m-new"}
+    data = data_for([*fb.metastatic_history(), draft])
+    state = StubState(data=data, token=TOKEN, modes={"Medication": "500"})
+    request = fb.hook_request("order-sign", drafts=[draft, medication])
+    del request["prefetch"]
+    request["fhirServer"], request["fhirAuthorization"] = None, fb.fhir_authorization(TOKEN)
+    with fhir_stub(state) as base_url:
+        request["fhirServer"] = base_url
+        response = call(client, request)
+    assert response.status_code == 200
+    assert "data-unavailable" not in codes(response)
 
 
 def test_queries_run_side_by_side(roomy, client) -> None:

@@ -254,6 +254,23 @@ def test_a_prefetched_bundle_of_another_type_is_not_read_as_an_empty_list(roomy,
     assert codes(fetched) == codes(call(client, _request(None, full, history)))
 
 
+def test_a_prefetched_history_naming_a_medication_not_sent_is_not_read_as_no_therapy(roomy, client) -> None:
+    # No fhirServer, and the prior trastuzumab named only by a Medication the prefetch lacks.
+    history = fb.metastatic_history(prior_her2=False)
+    prior = fb.statement("trastuzumab", fb.ago(days=600), fb.ago(days=120))
+    del prior["medicationCodeableConcept"]
+    prior["medicationReference"] = {"reference": "Medication/m-tras"}
+    response = call(client, _request(None, fb.prefetch_for([*history, prior]), history))
+    assert "first-line-use" not in codes(response)
+    card = unavailable_card(response)
+    assert "MedicationStatement" in card["detail"]
+    # A reference with a display names its drug: read as before.
+    prior["medicationReference"]["display"] = "trastuzumab"
+    response = call(client, _request(None, fb.prefetch_for([*history, prior]), history))
+    assert "first-line-use" not in codes(response)
+    assert "MedicationStatement" not in " ".join(c["detail"] for c in response.get_json()["cards"])
+
+
 def test_a_hostile_search_mode_in_a_prefetch_is_read_not_a_500(roomy, client) -> None:
     history = fb.metastatic_history()
     full = fb.prefetch_for(history)
