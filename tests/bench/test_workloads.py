@@ -147,3 +147,33 @@ def test_cpu_seconds_reads_the_process_and_its_children() -> None:
         child.kill()
         child.wait()
     assert run.worker_pids(2**22 + 12345) == [] and run.cpu_seconds(2**22 + 12345) == 0.0
+
+
+def test_cpu_seconds_keeps_the_cpu_of_a_worker_already_replaced() -> None:
+    """A master whose child burned 0.3 s of CPU and was reaped (as gunicorn replaces a worker after
+    max_requests): that CPU is still the server's."""
+    import subprocess
+    import sys
+    import time
+
+    from bench import run
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    master = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {burn!r}])\n"
+            "print('reaped', flush=True)\ntime.sleep(5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert master.stdout.readline().strip() == "reaped"
+        time.sleep(0.1)
+        assert run.worker_pids(master.pid) == []  # the child is gone
+        assert run.cpu_seconds(master.pid) >= 0.25
+    finally:
+        master.kill()
+        master.wait()
