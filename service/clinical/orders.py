@@ -189,6 +189,8 @@ def without_planned_end(resource: dict[str, Any]) -> dict[str, Any]:
             timing.pop("repeat", None)
         if timing:
             instruction["timing"] = timing
+        else:
+            instruction.pop("timing", None)  # the end was all it held: keeping it would keep the end
         for text_element in ("text", "patientInstruction"):
             text = as_str(instruction.get(text_element))
             if text and _CYCLES_TEXT.search(text):
