@@ -103,7 +103,7 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
     },
     "Coding": {
         "type": "object",
-        "required": ["code"],
+        "required": ["system", "code"],
         "properties": {
             "system": {"type": "string"},
             "code": {"type": "string"},
@@ -122,13 +122,17 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
     },
     "Action": {
         "type": "object",
-        "required": ["type"],
+        "required": ["type", "description"],
         "properties": {
             "type": {"enum": ["create", "update", "delete"]},
             "description": {"type": "string"},
-            "resource": {"type": "object"},
+            "resource": {"type": "object", "required": ["resourceType"]},
             "resourceId": {"type": "string"},
         },
+        # create and update carry the whole resource; this service deletes by resourceId.
+        "if": {"properties": {"type": {"const": "delete"}}},
+        "then": {"required": ["resourceId"]},
+        "else": {"required": ["resource"]},
     },
     "Suggestion": {
         "type": "object",
@@ -145,7 +149,7 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
         "required": ["uuid", "summary", "indicator", "source"],
         "properties": {
             "uuid": {"type": "string"},
-            "summary": {"type": "string", "maxLength": 140},
+            "summary": {"type": "string", "maxLength": 139},  # the spec: "<140-character"
             "detail": {"type": "string"},
             "indicator": {"enum": ["info", "warning", "critical"]},
             "source": {
@@ -160,7 +164,10 @@ RESPONSE_SCHEMAS: dict[str, Any] = {
             },
             "suggestions": {"type": "array", "items": _ref("Suggestion")},
             "selectionBehavior": {"enum": ["at-most-one", "any"]},
-            "overrideReasons": {"type": "array", "items": _ref("Coding")},
+            "overrideReasons": {
+                "type": "array",
+                "items": {"allOf": [_ref("Coding"), {"required": ["display"]}]},
+            },
             "links": {"type": "array", "items": _ref("Link")},
         },
         "dependentRequired": {"suggestions": ["selectionBehavior"]},
