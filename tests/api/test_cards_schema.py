@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from service.app import create_app
 from service.settings import from_env
+from tests.security.test_openapi import validator_for
 
 GOOD_CARD: dict[str, Any] = {
     "uuid": "4e0a3a1e-3283-4575-ab82-028d55fe2719",
@@ -34,24 +33,12 @@ GOOD_CARD: dict[str, Any] = {
 }
 
 
-def _rebase(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: ("urn:openapi" + v if k == "$ref" and v.startswith("#/") else _rebase(v))
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_rebase(v) for v in node]
-    return node
-
-
 @pytest.fixture(scope="module")
 def card_validator(tmp_path_factory: pytest.TempPathFactory) -> Draft202012Validator:
     tmp = tmp_path_factory.mktemp("schema")
     app = create_app(from_env({}, dev=True, database_url=f"sqlite:///{tmp}/db.sqlite3"))
     doc = app.test_client().get("/openapi.json").get_json()
-    registry = Registry().with_resource("urn:openapi", DRAFT202012.create_resource(doc))
-    return Draft202012Validator(_rebase(doc["components"]["schemas"]["Card"]), registry=registry)
+    return validator_for(doc, doc["components"]["schemas"]["Card"])
 
 
 def _broken(change: str) -> dict[str, Any]:

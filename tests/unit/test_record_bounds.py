@@ -31,6 +31,11 @@ def bounded(kind: str, value: float, comparator: str | None, days: float = 1, **
     return resource
 
 
+def labs_except(loinc: str) -> list[dict]:
+    """Fresh pre-dose labs without the one of this LOINC code, which the test sends as a bound."""
+    return [r for r in fb.fresh_labs() if loinc not in str(r["code"])]
+
+
 def run(history: list[dict], draft: dict | None = None) -> tuple[list[Finding], list[str]]:
     """(findings, data-unavailable notes) of an order-sign call, as service/api/hooks.py makes them."""
     built = record.build("pat-1", history, terminology.default())
@@ -129,7 +134,7 @@ def test_an_older_bound_no_rule_reads_is_not_said() -> None:
 
 @pytest.mark.parametrize(("comparator", "holds"), [("<", True), (None, False)])
 def test_platelets_below_75_hold_exact_75_does_not(comparator: str | None, holds: bool) -> None:
-    labs = [r for r in fb.fresh_labs() if "777-3" not in str(r["code"])]
+    labs = labs_except("777-3")
     history = on_tdm1(*labs, bounded("platelets", 75, comparator))
     findings, notes = run(history)
     hold = finding(findings, "thrombocytopenia-hold")
@@ -144,7 +149,7 @@ def test_platelets_below_75_hold_exact_75_does_not(comparator: str | None, holds
 
 def test_platelets_below_20_still_hold_with_a_note() -> None:
     # Certainly Grade 4 (< 25,000): the hold fires; the note says the count may be lower still.
-    labs = [r for r in fb.fresh_labs() if "777-3" not in str(r["code"])]
+    labs = labs_except("777-3")
     findings, notes = run(on_tdm1(*labs, bounded("platelets", 20, "<")))
     hold = finding(findings, "thrombocytopenia-hold")
     assert hold is not None and hold.variant == "reduce"
@@ -154,7 +159,7 @@ def test_platelets_below_20_still_hold_with_a_note() -> None:
 
 @pytest.mark.parametrize("comparator", [">", ">="])
 def test_platelets_above_150_are_readable_at_the_bound_without_a_note(comparator: str) -> None:
-    labs = [r for r in fb.fresh_labs() if "777-3" not in str(r["code"])]
+    labs = labs_except("777-3")
     history = on_tdm1(*labs, bounded("platelets", 150, comparator))
     (result,) = record.build("pat-1", history, terminology.default()).results_of("platelets")
     assert (record.reported(result), result.readable) == (150_000.0, True)
@@ -169,7 +174,7 @@ def test_platelets_above_150_are_readable_at_the_bound_without_a_note(comparator
 
 @pytest.mark.parametrize(("comparator", "holds"), [(">", True), (None, False)])
 def test_alt_above_200_is_above_5_uln_exact_200_is_not(comparator: str | None, holds: bool) -> None:
-    labs = [r for r in fb.fresh_labs() if "1742-6" not in str(r["code"])]
+    labs = labs_except("1742-6")
     findings, notes = run(on_tdm1(*labs, bounded("alt", 200, comparator)))  # ULN 40: 5 x ULN
     liver = finding(findings, "hepatotoxicity")
     assert (liver is not None and liver.variant == "hold") is holds
@@ -179,7 +184,7 @@ def test_alt_above_200_is_above_5_uln_exact_200_is_not(comparator: str | None, h
 
 
 def test_alt_above_1000_discontinues_with_a_note() -> None:
-    labs = [r for r in fb.fresh_labs() if "1742-6" not in str(r["code"])]
+    labs = labs_except("1742-6")
     findings, notes = run(on_tdm1(*labs, bounded("alt", 1000, ">")))
     liver = finding(findings, "hepatotoxicity")
     assert liver is not None and liver.variant == "discontinue"
@@ -190,7 +195,7 @@ def test_alt_above_1000_discontinues_with_a_note() -> None:
 
 @pytest.mark.parametrize("comparator", ["<", "<="])
 def test_bilirubin_below_detection_is_readable_with_no_missing_card_and_no_note(comparator: str) -> None:
-    labs = [r for r in fb.fresh_labs() if "1975-2" not in str(r["code"])]
+    labs = labs_except("1975-2")
     history = on_tdm1(*labs, bounded("bilirubin", 0.2, comparator))
     (result,) = record.build("pat-1", history, terminology.default()).results_of("bilirubin")
     assert (record.reported(result), result.readable, result.comparator) == (0.2, True, comparator)
