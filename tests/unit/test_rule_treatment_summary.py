@@ -35,6 +35,25 @@ def test_due_checks_are_listed() -> None:
     assert "LVEF" in finding.facts["due"]
 
 
+def test_only_the_missing_liver_tests_are_due() -> None:
+    """A fresh ALT and total bilirubin, no AST: the card said "ALT, AST and total bilirubin" due."""
+    history = [r for r in on_tdm1(20, 4, *fb.fresh_labs()) if "1920-8" not in str(r.get("code"))]  # no AST
+    finding = only(on_patient_view(history), "treatment-summary")
+    assert finding.facts["due"].startswith("AST") and "ALT" not in finding.facts["due"]
+    assert "platelet" not in finding.facts["due"]
+
+
+def test_summary_with_every_check_due_on_an_overdue_course_fits_uncut() -> None:
+    """All three checks due and the dose overdue: with the checks' full names the summary ran past
+    140 characters and was cut ("…LVEF (echo or…"). It names them in short; the detail in full."""
+    from tests.unit.label_a_helpers import render
+
+    history = [h for h in on_tdm1(30) if h["resourceType"] != "Observation"]
+    card = render(only(on_patient_view(history), "treatment-summary"))
+    assert card["summary"].endswith("Due: platelets, liver tests, LVEF"), card["summary"]
+    assert "ALT, AST and total bilirubin" in card["detail"] and "LVEF (echo or MUGA)" in card["detail"]
+
+
 def test_no_tdm1_history_no_cards() -> None:
     assert on_patient_view(fb.metastatic_history()) == []
 

@@ -11,7 +11,7 @@ Then  show cycles given, the last dose, when the next is due, and which pre-dose
 from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
-from service.clinical.record import MEDICATION_HISTORY, OBSERVATIONS
+from service.clinical.record import LIVER_TESTS, MEDICATION_HISTORY, OBSERVATIONS
 from service.clinical.rules import course, derived
 from service.clinical.rules.base import Rule
 
@@ -31,15 +31,28 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     last = current.last_dose
     next_due = current.next_due(ctx.cycle)
     due: list[str] = []
+    # The card's summary line names the checks in short ("platelets, liver tests, LVEF"): with the
+    # full names, a course overdue with all three due ran past the 140 characters a summary may have.
+    due_short: list[str] = []
     if current.active:
         check_at = max(next_due, ctx.now) if next_due else ctx.now
         since = check_at - ctx.params.lab_window
         if ctx.record.latest("platelets", since=since, until=ctx.now) is None:
             due.append("platelet count")
-        if any(ctx.record.latest(k, since=since, until=ctx.now) is None for k in ("alt", "ast", "bilirubin")):
-            due.append("ALT, AST and total bilirubin")
+            due_short.append("platelets")
+        # Only the liver tests that are missing: "ALT, AST and total bilirubin" beside a fresh ALT
+        # and AST sent the clinician to order tests already done.
+        liver = [
+            name
+            for k, name in LIVER_TESTS.items()
+            if ctx.record.latest(k, since=since, until=ctx.now) is None
+        ]
+        if liver:
+            due.append(liver[0] if len(liver) == 1 else f"{', '.join(liver[:-1])} and {liver[-1]}")
+            due_short.append("liver tests" if len(liver) > 1 else liver[0])
         if ctx.record.latest("lvef", since=check_at - ctx.params.lvef_interval, until=ctx.now) is None:
             due.append("LVEF (echo or MUGA)")
+            due_short.append("LVEF")
     if not current.active and current.stopped_at:
         # The last dose is in the summary already; an order stopped without an end has no stop date.
         if current.fixed_course_given:
@@ -68,6 +81,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                     ctx.record.setting, "not recorded"
                 ),
                 "due": ", ".join(due) if due else "none",
+                "due_short": ", ".join(due_short) if due_short else "none",
             },
             sources=("dosing.schedule", "monitoring.liver-before-each-dose", "monitoring.lvef"),
         )
