@@ -55,12 +55,14 @@ def current_course(ctx: RuleContext) -> Course | None:
     return ctx.memo("tdm1-course", lambda: tdm1_course(ctx.record, ctx.now, ctx.params.knowledge))
 
 
+def her2_therapy(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
+    """Every HER2-directed therapy event on record, as course.her2_events."""
+    return ctx.memo("her2-events", lambda: her2_events(ctx.record, ctx.params.terminology))
+
+
 def unadministered_her2_stops(ctx: RuleContext) -> tuple[TherapyEvent, ...]:
     """HER2-directed orders stopped with no administration under them (course.unadministered_stops)."""
-    return ctx.memo(
-        "unadministered-her2-stops",
-        lambda: unadministered_stops(her2_events(ctx.record, ctx.params.terminology)),
-    )
+    return ctx.memo("unadministered-her2-stops", lambda: unadministered_stops(her2_therapy(ctx)))
 
 
 def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement], ...]:
@@ -73,7 +75,7 @@ def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement]
         left_out = {id(e) for e in unadministered_her2_stops(ctx)}
         return tuple(
             (e, placement(e, record, terminology))
-            for e in her2_events(record, terminology)
+            for e in her2_therapy(ctx)
             if id(e) not in left_out
         )
 
