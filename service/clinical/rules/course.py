@@ -141,8 +141,9 @@ class Course:
         return self.stopped_at is None
 
     def next_due(self, cycle: timedelta) -> datetime | None:
-        """One cycle after the last dose, or the newest order's later start: a dose held for
-        toxicity and re-ordered for a later date is due then, not 'overdue' since the old cycle."""
+        """One cycle after the last dose, or `planned` (the first order begun after it) when that is
+        later: a dose held for toxicity and re-ordered for a later date is due then, not 'overdue'
+        since the old cycle."""
         if self.last_dose and self.last_dose.start:
             due = self.last_dose.start + cycle
             return self.planned if self.planned and self.planned > due else due
