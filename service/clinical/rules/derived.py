@@ -74,9 +74,7 @@ def placed_her2_events(ctx: RuleContext) -> tuple[tuple[TherapyEvent, Placement]
     def build() -> tuple[tuple[TherapyEvent, Placement], ...]:
         left_out = {id(e) for e in unadministered_her2_stops(ctx)}
         return tuple(
-            (e, placement(e, record, terminology))
-            for e in her2_therapy(ctx)
-            if id(e) not in left_out
+            (e, placement(e, record, terminology)) for e in her2_therapy(ctx) if id(e) not in left_out
         )
 
     return ctx.memo("placed-her2-events", build)

@@ -97,10 +97,7 @@ def _course_stopped(ctx: RuleContext) -> list[Finding]:
             )
         ):
             return []
-    if any(
-        e.family != TDM1 and e.start and e.start >= current.stopped_at
-        for e in derived.her2_therapy(ctx)
-    ):
+    if any(e.family != TDM1 and e.start and e.start >= current.stopped_at for e in derived.her2_therapy(ctx)):
         return []
     return [
         Finding(
