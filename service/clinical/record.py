@@ -32,7 +32,7 @@ newest reading); disease status by effective[x] alone.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -339,7 +339,8 @@ def _check_fast_constructors() -> None:
 _check_fast_constructors()
 
 
-def _dose(quantity: Any) -> Dose | None:
+def quantity_dose(quantity: Any) -> Dose | None:
+    """A dose Quantity in mg/kg or mg (g converted), else None: how every order's dose is read."""
     if not isinstance(quantity, dict):
         return None
     value = as_number(quantity.get("value"))
@@ -355,32 +356,26 @@ def _dose(quantity: Any) -> Dose | None:
     return None
 
 
-def quantity_dose(quantity: Any) -> Dose | None:
-    """A dose Quantity in mg/kg or mg (g converted), else None: how every order's dose is read."""
-    return _dose(quantity)
-
-
-def request_per_kg_dose(resource: dict[str, Any]) -> Dose | None:
-    """The first dose the order states in mg/kg: beside an mg amount (Epic's calculated mg before
-    its ordered mg/kg) it is the prescriber's dose, checkable with no weight at all."""
-    for instruction in as_list(resource.get("dosageInstruction")):
-        for dose_and_rate in as_list(as_dict(instruction).get("doseAndRate")):
-            dose = _dose(as_dict(dose_and_rate).get("doseQuantity"))
-            if dose is not None and dose.unit == "mg/kg":
-                return dose
-    return None
-
-
-def request_dose(resource: dict[str, Any]) -> Dose | None:
+def _request_doses(resource: dict[str, Any]) -> Iterator[Dose]:
+    """Each dose the order states (doseAndRate.doseQuantity in mg/kg or mg), in order."""
     for instruction in as_list(resource.get("dosageInstruction")):
         if not isinstance(instruction, dict):
             continue
         for dose_and_rate in as_list(instruction.get("doseAndRate")):
             if isinstance(dose_and_rate, dict):
-                dose = _dose(dose_and_rate.get("doseQuantity"))
+                dose = quantity_dose(dose_and_rate.get("doseQuantity"))
                 if dose:
-                    return dose
-    return None
+                    yield dose
+
+
+def request_per_kg_dose(resource: dict[str, Any]) -> Dose | None:
+    """The first dose the order states in mg/kg: beside an mg amount (Epic's calculated mg before
+    its ordered mg/kg) it is the prescriber's dose, checkable with no weight at all."""
+    return next((dose for dose in _request_doses(resource) if dose.unit == "mg/kg"), None)
+
+
+def request_dose(resource: dict[str, Any]) -> Dose | None:
+    return next(_request_doses(resource), None)
 
 
 def medication_concept(resource: dict[str, Any], medications: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -489,7 +484,7 @@ def _therapy_event(
     start, end = effective_time(resource)
     if rtype == "MedicationAdministration":
         dosage = resource.get("dosage")
-        dose = _dose(dosage.get("dose")) if isinstance(dosage, dict) else None
+        dose = quantity_dose(dosage.get("dose")) if isinstance(dosage, dict) else None
         return _therapy(family, "administration", rid, status, start, end, dose, intents, reasons)
     if start == end and status in _STILL_TAKING:
         end = None
