@@ -112,6 +112,13 @@ class Table:
         rows = []
         for row in self.entry.value:
             criteria = _criteria(row, self.entry.id)
+            repeat = row.get("repeat_within_days")
+            if repeat is not None and (
+                isinstance(repeat, bool) or not isinstance(repeat, int) or repeat <= 0
+            ):
+                raise KnowledgeError(
+                    f"{self.entry.id}: repeat_within_days must be a whole number of days, not {repeat!r}"
+                )
             if criteria:  # rows like symptomatic_heart_failure are not numeric bands
                 rows.append((Band(self.entry, row), criteria))
         return tuple(rows)

@@ -24,7 +24,8 @@ business. Setting unknown: both tables, the more severe row wins (see label_tabl
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from service.clinical.findings import Finding, RuleContext, Suggestion
 from service.clinical.record import CONDITIONS, OBSERVATIONS, PatientRecord, Result, reported
@@ -117,6 +118,14 @@ def _hold_rows(
     lvef_tables: list[tables.Table], result: Result, base: Result | None
 ) -> tuple[list[tables.Band], bool]:
     """(most severe hold rows for this LVEF, whether a hold row is undecided for lack of a baseline)."""
+    applying, undecided = _rows(lvef_tables, result, base)
+    return tables.worst(applying), bool(tables.worst(undecided))
+
+
+def _rows(
+    lvef_tables: list[tables.Table], result: Result, base: Result | None
+) -> tuple[list[tables.Band], list[tables.Band]]:
+    """(the rows of the tables that apply to this LVEF, those undecided for lack of a baseline)."""
     assert result.value is not None
     fall = _fall(base, result)
     if fall is not None and base is not None and _strictly_smaller(base, result):
@@ -127,7 +136,48 @@ def _hold_rows(
         found, unsure = tables.bands(table, {"lvef": result.value, "fall": fall})
         applying += found
         undecided += unsure
-    return tables.worst(applying), bool(tables.worst(undecided))
+    return applying, undecided
+
+
+@dataclass(frozen=True)
+class RepeatDue:
+    """A repeat LVEF the label's table asks for after `lvef`, by `by` (its rows: `bands`)."""
+
+    lvef: Result
+    by: datetime
+    bands: tuple[tables.Band, ...]
+    decided: bool  # a row applies; else the fall from a baseline would decide between rows
+
+
+def repeat_due(ctx: RuleContext) -> RepeatDue | None:
+    """The repeat LVEF asked for by the rows of the latest on-treatment LVEF, when none holds the dose.
+
+    Table 4 (MBC) and the EBC table "continue treatment, repeat LVEF within 3 weeks" for LVEF 40% to
+    45% (EBC 45% to < 50%) with a fall under 10 points: no hold, so no lvef-decline card, and the
+    3-month interval would let the repeat slip by months. A row's `repeat_within_days` gives the
+    interval. The hold rows ask for the same repeat, so an LVEF in the band without a baseline (its
+    row undecided between hold and continue) needs it too. When a hold row applies, lvef-decline's
+    card already says "repeat", and this is None. Only for an LVEF taken after the first T-DM1 dose:
+    the table modifies doses of a course under way, and before it the fall is from itself.
+    """
+    record = ctx.record
+    latest = record.latest("lvef", until=ctx.now)
+    first = derived.first_tdm1_date(ctx)
+    if latest is None or latest.value is None or first is None or latest.when <= first:
+        return None
+    lvef_tables = tables.tables_for(ctx, TABLES)
+    base = baseline(record, latest, first)
+    applying, undecided = _rows(lvef_tables, latest, base)
+    if tables.worst(applying):
+        return None
+    decided = [band for band in applying if "repeat_within_days" in band.row]
+    asking = decided or [band for band in undecided if "repeat_within_days" in band.row]
+    if not asking:
+        return None
+    days = min(band.row["repeat_within_days"] for band in asking)
+    return RepeatDue(
+        lvef=latest, by=latest.when + timedelta(days=days), bands=tuple(asking), decided=bool(decided)
+    )
 
 
 def _previous_on_treatment(record: PatientRecord, latest: Result, first: datetime | None) -> Result | None:

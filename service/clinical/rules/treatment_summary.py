@@ -5,14 +5,17 @@ schedule adjusted to keep 3 weeks between doses), Boxed Warning (labs before eac
 before and during treatment).
 
 When  the chart of a patient with T-DM1 on record is opened,
-Then  show cycles given, the last dose, when the next is due, and which pre-dose checks are due.
+Then  show cycles given, the last dose, when the next is due, and which pre-dose checks are due,
+      among them the repeat LVEF the label's table asks for after a borderline LVEF
+      (lvef_decline.repeat_due: "repeat LVEF within 3 weeks", USPI §2.2 Table 4 / EBC table).
 """
 
 from __future__ import annotations
 
 from service.clinical.findings import Finding, RuleContext
 from service.clinical.record import LIVER_TESTS, MEDICATION_HISTORY, OBSERVATIONS
-from service.clinical.rules import course, derived
+from service.clinical.rules import course, derived, lvef_decline
+from service.clinical.rules import label_tables as tables
 from service.clinical.rules.base import Rule
 
 RULE_ID = "treatment-summary"
@@ -34,6 +37,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     # The card's summary line names the checks in short ("platelets, liver tests, LVEF"): with the
     # full names, a course overdue with all three due ran past the 140 characters a summary may have.
     due_short: list[str] = []
+    repeat_sources: tuple[str, ...] = ()
     if current.active:
         check_at = max(next_due, ctx.now) if next_due else ctx.now
         since = check_at - ctx.params.lab_window
@@ -50,9 +54,15 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         if liver:
             due.append(liver[0] if len(liver) == 1 else f"{', '.join(liver[:-1])} and {liver[-1]}")
             due_short.append("liver tests" if len(liver) > 1 else liver[0])
+        repeat = lvef_decline.repeat_due(ctx)
         if ctx.record.latest("lvef", since=check_at - ctx.params.lvef_interval, until=ctx.now) is None:
             due.append("LVEF (echo or MUGA)")
             due_short.append("LVEF")
+        elif repeat is not None and repeat.by < check_at:
+            # The label's "repeat LVEF within 3 weeks" after a borderline LVEF, not the 3-month check.
+            due.append(f"repeat LVEF (echo or MUGA), due by {repeat.by.date().isoformat()}")
+            due_short.append("LVEF")
+            repeat_sources = tables.cite(repeat.bands)
     if not current.active and current.stopped_at:
         # The last dose is in the summary already; an order stopped without an end has no stop date.
         if current.fixed_course_given:
@@ -83,7 +93,12 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 "due": ", ".join(due) if due else "none",
                 "due_short": ", ".join(due_short) if due_short else "none",
             },
-            sources=("dosing.schedule", "monitoring.liver-before-each-dose", "monitoring.lvef"),
+            sources=(
+                "dosing.schedule",
+                "monitoring.liver-before-each-dose",
+                "monitoring.lvef",
+                *repeat_sources,
+            ),
         )
     ]
 
