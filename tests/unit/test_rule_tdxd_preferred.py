@@ -166,6 +166,35 @@ def test_recurrence_after_13_months_is_first_line() -> None:
     assert evaluate(RULE, draft(), _early_recurrence(13)) == []
 
 
+def _after_adjuvant_tdm1(months_after: int) -> list[dict[str, Any]]:
+    """Neoadjuvant THP ending 2023-12-01 (over 12 months before any recurrence here), then 14 cycles
+    of adjuvant T-DM1 (KATHERINE) ending 2024-10-01, then liver metastases `months_after` later."""
+    history = _early_recurrence(0)[:1]
+    history += [
+        fb.statement("trastuzumab", D(2023, 6, 1, tzinfo=UTC), D(2023, 12, 1, tzinfo=UTC)),
+        fb.statement("pertuzumab", D(2023, 6, 1, tzinfo=UTC), D(2023, 12, 1, tzinfo=UTC)),
+    ]
+    last = D(2024, 10, 1, tzinfo=UTC)
+    history += [fb.administration("tdm1", last - timedelta(days=21 * c), dose=3.6) for c in range(14)]
+    mets = D(2024 + (9 + months_after) // 12, (9 + months_after) % 12 + 1, 1, tzinfo=UTC)
+    history.append(fb.liver_metastases(onset=mets))
+    return history
+
+
+def test_recurrence_months_after_adjuvant_tdm1_is_second_line() -> None:
+    """ASCO Rec 5.0 counts trastuzumab-based adjuvant therapy, T-DM1 among it (first-line-use does):
+    leaving T-DM1 out made a recurrence 6 months after adjuvant T-DM1 silent on both rules."""
+    finding = one(evaluate(RULE, draft(), _after_adjuvant_tdm1(6)))
+    assert finding.variant == "after-early"
+    assert "T-DM1" in finding.facts["prior"] or "emtansine" in finding.facts["prior"]
+    assert "guideline.adjuvant-recurrence-window" in finding.sources
+
+
+def test_recurrence_over_12_months_after_adjuvant_tdm1_is_first_line() -> None:
+    assert evaluate(RULE, draft(), _after_adjuvant_tdm1(13)) == []
+    assert "first-line-use" in ids(all_rules([draft()], _after_adjuvant_tdm1(13)))
+
+
 def test_early_recurrence_plus_one_metastatic_line_is_third_line() -> None:
     history = [
         *_early_recurrence(6),

@@ -10,7 +10,8 @@ guideline.tdxd-second-line, guideline.third-line, guideline.tdxd-ild, policy.lin
 
 When  a T-DM1 order is selected or signed for metastatic disease, T-DM1 not yet given for it,
  and  exactly one prior line of HER2-directed therapy for advanced disease is on record, counting
-      a recurrence ≤ 12 months after (neo)adjuvant HER2-directed therapy as that line,
+      a recurrence ≤ 12 months after (neo)adjuvant HER2-directed therapy (adjuvant T-DM1 included)
+      as that line,
  and  no T-DXd received anywhere in the record (an order stopped with no administration under it
       is none: FHIR `stopped` says not whether a dose was given; a note names it), and no ILD or
       pneumonitis on the problem list (any status),
@@ -88,13 +89,18 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     same_regimen = timedelta(days=knowledge.value("policy.line-of-therapy")["same_regimen_days"])
     advanced = [e for e, where in others if where == "advanced"]
     lines = count_lines(advanced, record.progression, same_regimen)
-    early_recurrence = _early_recurrence(ctx, [e for e, where in others if where == "early"])
+    # Adjuvant T-DM1 (KATHERINE) is trastuzumab-based (neo)adjuvant therapy too (ASCO Rec 5.0), as
+    # first-line-use counts it: a recurrence months after it is second line, where T-DXd is preferred.
+    early = [e for e, where in placed if where == "early"]
+    early_recurrence = _early_recurrence(ctx, early)
     prior = lines + (1 if early_recurrence else 0)
     if prior != 1:
         return []
     facts = {
         "prior": (
-            "(neo)adjuvant HER2-directed therapy ending ≤ "
+            "(neo)adjuvant HER2-directed therapy ("
+            + ", ".join(sorted({terminology.display(e.family) for e in early}))
+            + ") ending ≤ "
             f"{knowledge.value('guideline.adjuvant-recurrence-window')['months']} months before recurrence"
             if early_recurrence
             else ", ".join(sorted({terminology.display(e.family) for e in advanced}))
