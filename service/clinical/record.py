@@ -357,15 +357,35 @@ def quantity_dose(quantity: Any) -> Dose | None:
 
 
 def _request_doses(resource: dict[str, Any]) -> Iterator[Dose]:
-    """Each dose the order states (doseAndRate.doseQuantity in mg/kg or mg), in order."""
+    """Each dose the order states (doseAndRate.doseQuantity in mg/kg or mg, or a doseRange whose
+    bounds are one dose), in order."""
     for instruction in as_list(resource.get("dosageInstruction")):
         if not isinstance(instruction, dict):
             continue
         for dose_and_rate in as_list(instruction.get("doseAndRate")):
             if isinstance(dose_and_rate, dict):
-                dose = quantity_dose(dose_and_rate.get("doseQuantity"))
+                dose = quantity_dose(dose_and_rate.get("doseQuantity")) or range_dose(
+                    dose_and_rate.get("doseRange")
+                )
                 if dose:
                     yield dose
+
+
+def range_bounds(dose_range: Any) -> tuple[Dose, Dose] | None:
+    """A doseRange's low and high as doses, when both are readable in one unit; else None."""
+    if not isinstance(dose_range, dict):
+        return None
+    low, high = quantity_dose(dose_range.get("low")), quantity_dose(dose_range.get("high"))
+    if low is None or high is None or low.unit != high.unit:
+        return None
+    return low, high
+
+
+def range_dose(dose_range: Any) -> Dose | None:
+    """A doseRange from a dose to the same dose (some order builders write a fixed dose so) is that
+    dose. A true range is no single dose: None, and the dose check says it was not applied."""
+    bounds = range_bounds(dose_range)
+    return bounds[0] if bounds is not None and bounds[0].value == bounds[1].value else None
 
 
 def request_per_kg_dose(resource: dict[str, Any]) -> Dose | None:

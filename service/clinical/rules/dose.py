@@ -43,7 +43,7 @@ import dataclasses
 from datetime import timedelta
 
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
-from service.clinical.record import MEDICATION_HISTORY, TherapyEvent
+from service.clinical.record import MEDICATION_HISTORY, TherapyEvent, range_bounds
 from service.clinical.resources import as_dict, as_list
 from service.clinical.rules import course, derived, dosing
 from service.clinical.rules.base import Rule
@@ -59,6 +59,22 @@ def _has_dose_quantity(resource: dict) -> bool:
         for instruction in as_list(resource.get("dosageInstruction"))
         for dr in as_list(as_dict(instruction).get("doseAndRate"))
     )
+
+
+def _dose_range(resource: dict) -> str:
+    """The first doseRange of the order as text ("3.6 to 5.4 mg/kg"), or "" when there is none;
+    one whose bounds cannot be read as mg or mg/kg is named as such."""
+    for instruction in as_list(resource.get("dosageInstruction")):
+        for dr in as_list(as_dict(instruction).get("doseAndRate")):
+            dose_range = as_dict(dr).get("doseRange")
+            if not as_dict(dose_range):
+                continue
+            bounds = range_bounds(dose_range)
+            if bounds is None:
+                return "bounds not readable in one unit of mg or mg/kg"
+            low, high = bounds
+            return f"{low.value:g} to {high.value:g} {high.unit}"
+    return ""
 
 
 def documented_level(ctx: RuleContext) -> tuple[float | None, TherapyEvent | None, int]:
@@ -95,7 +111,14 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     knowledge, tolerance = ctx.params.knowledge, ctx.params.dose_tolerance
     ordered = dosing.ordered_dose(ctx)
     if ordered.problem == "no-dose":
-        if _has_dose_quantity(order.resource):
+        dose_range = _dose_range(order.resource)
+        if dose_range:
+            # A range (3.6 to 5.4 mg/kg) is no one dose to grade: never graded at either bound.
+            ctx.notes.append(
+                f"Dose check not applied: the T-DM1 order gives a dose range ({dose_range}), not one dose: "
+                "order a single dose, or check the dose given against the label's levels."
+            )
+        elif _has_dose_quantity(order.resource):
             ctx.notes.append(
                 "Dose check not applied: the T-DM1 dose is not in mg or mg/kg and could not be read."
             )

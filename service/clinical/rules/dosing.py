@@ -19,7 +19,15 @@ from typing import Any
 
 from service.clinical.findings import Action, RuleContext
 from service.clinical.knowledge import Knowledge
-from service.clinical.record import OBSERVATIONS, Dose, PatientRecord, Result, TherapyEvent, quantity_dose
+from service.clinical.record import (
+    OBSERVATIONS,
+    Dose,
+    PatientRecord,
+    Result,
+    TherapyEvent,
+    quantity_dose,
+    range_dose,
+)
 from service.clinical.resources import as_dict, as_list, as_str
 from service.clinical.suggestions import InvalidSuggestion, validated
 from service.clinical.terminology import TDM1, TDXD, TRASTUZUMAB
@@ -259,6 +267,11 @@ def with_dose(
     for instruction in as_list(updated.get("dosageInstruction")):
         instruction = as_dict(instruction)
         entries = [as_dict(e) for e in as_list(instruction.get("doseAndRate"))]
+        for entry in entries:
+            if not as_dict(entry.get("doseQuantity")) and range_dose(entry.get("doseRange")) is not None:
+                # A range from a dose to the same dose was read as that dose (record.range_dose):
+                # restated as one doseQuantity, or the new dose would leave the old range in place.
+                entry["doseQuantity"] = dict(entry.pop("doseRange")["low"])
         stated = [e for e in entries if as_dict(e.get("doseQuantity"))]
         if not stated:
             continue
