@@ -16,11 +16,14 @@ What it derives:
 A result reported as a bound (valueQuantity.comparator) is read at the bound, or just past a strict
 one, and notes_on says so when the actual value lies on the worse side (BOUND_WORSE_WHEN, bound_note);
 a bounded weight, "ad" and unknown comparators are unreadable.
-Entered-in-error, cancelled and preliminary results are dropped; results that are present but
-unreadable are kept with the reason, so a rule can say so instead of firing on them. One that
-records no value was obtained (dataAbsentReason, Result.absent_reason) is kept as no measurement: it
-is neither read nor named as unreadable, and an older readable result stands. Dated by
-issued is readable only when the result has no effective[x] at all: one whose effective[x] is
+Only final, amended and corrected results are read. A preliminary lab, weight or LVEF result is
+kept as an unreadable one (PRELIMINARY, its value and date in the reason): never graded, never
+counted as present, but named where unreadable results are; a preliminary HER2, disease status or
+stage result is dropped, as are registered (no result yet), entered-in-error, cancelled and unknown
+ones. Results that are present but unreadable are kept with the reason, so a rule can say so
+instead of firing on them. One that records no value was obtained (dataAbsentReason,
+Result.absent_reason) is kept as no measurement: it is neither read nor named as unreadable, and an
+older readable result stands, preliminary or not. Dated by issued is readable only when the result has no effective[x] at all: one whose effective[x] is
 there but cannot be read (a garbled date, a Period with no readable bound, a Timing) is kept dated
 by issued, so a card can name it in its window, and unreadable ("effective date unreadable").
 A result with no readable date at all (neither effective[x] nor issued) cannot be placed before or
@@ -68,7 +71,13 @@ MEDICATION_STATEMENTS = "medication-statements"
 MEDICATION_HISTORY = frozenset({MEDICATION_REQUESTS, MEDICATION_ADMINISTRATIONS, MEDICATION_STATEMENTS})
 ALL_CATEGORIES = frozenset({PATIENT, CONDITIONS, OBSERVATIONS}) | MEDICATION_HISTORY
 
+# FHIR R4 ObservationStatus. Final, amended and corrected results are read. A preliminary one
+# ("verified early results are available, but not all results are final") has a value that may still
+# change: a lab, weight or LVEF result is kept, never graded, and named (PRELIMINARY, _preliminary).
+# Every other status is dropped: registered ("no result yet available") has nothing to name, and
+# entered-in-error and cancelled results were withdrawn; so is unknown, which may be any of them.
 VALID_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
+PRELIMINARY_STATUS = "preliminary"
 INACTIVE_CONDITION_STATUSES = frozenset({"inactive", "resolved", "remission"})
 EXCLUDED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 EXCLUDED_REQUEST_STATUSES = frozenset({"entered-in-error", "cancelled", "draft"})
@@ -570,6 +579,40 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
     )
 
 
+# The problem of a preliminary result (Observation.status preliminary), which leads the rest.
+PRELIMINARY = "preliminary, not final"
+
+
+def _preliminary(result: Result) -> Result:
+    """A preliminary result, kept to be named but never readable: its value may still change.
+
+    The value, unit and ULN are kept, as for a misdated result, so that a card can show them (a
+    preliminary platelet count of 40,000/mm3 is worth a look before the dose), and the problem says
+    them with its date: the missing-lab cards show only the problem of a result they name. An
+    Observation that records no value (absent_reason) stays no measurement, preliminary or not.
+    """
+    if not result.measured:
+        return result
+    problem = PRELIMINARY
+    if result.value is not None:
+        uln = f" (ULN {result.uln:g} {result.unit})" if result.uln else ""
+        problem = f"{problem}: {_shown(result)}{uln} on {result.when.date().isoformat()}"
+    if result.problem:
+        problem = f"{problem}; {result.problem}"
+    return _result(
+        result.kind,
+        result.when,
+        result.resource_id,
+        result.value,
+        result.unit,
+        result.uln,
+        problem,
+        result.uln_problem,
+        result.absent_reason,
+        result.comparator,
+    )
+
+
 # data-absent-reason codes (http://terminology.hl7.org/CodeSystem/data-absent-reason) by which a value
 # exists but is not given as a number: withheld (masked), in the narrative (as-text), or not a finite
 # number (an analyser's off-scale reading). Such an Observation is a measurement that cannot be read.
@@ -1052,10 +1095,14 @@ def build(
         rtype = resource.get("resourceType")
         if rtype == "Observation":
             status = resource.get("status")
+            preliminary = False
             if not isinstance(status, str) or status not in VALID_OBSERVATION_STATUSES:
-                continue
+                if status != PRELIMINARY_STATUS:
+                    continue
+                preliminary = True
             kind = terminology.observation_kind(codings(resource.get("code")))
-            if not kind:
+            if not kind or (preliminary and kind not in RESULT_NAMES):
+                # HER2, disease status and stage are read from final results only: none is named.
                 continue
             # HER2 and disease status are not results the rules read in a window, so they keep
             # their own dating (not _observation_result's unreadable-when-effective-garbled rule).
@@ -1087,7 +1134,7 @@ def build(
             else:
                 result = _observation_result(resource, kind, key or "")
                 if result:
-                    results.setdefault(kind, []).append(result)
+                    results.setdefault(kind, []).append(_preliminary(result) if preliminary else result)
                 else:  # counted, so that a card claiming no result at all can be corrected
                     undated[kind] = undated.get(kind, 0) + 1
         elif rtype in THERAPY_TYPES:

@@ -508,6 +508,32 @@ def _comparator(
     return value, "", c
 
 
+# Deliberate change, 2026-12-01 (preliminary): a preliminary lab, weight or LVEF result (FHIR R4:
+# early results, not all final) was dropped, so a preliminary platelet count of 40,000/mm3 left a
+# card saying there was none. It is kept unreadable, its value as reported, ULN and date leading the
+# problem, to be named and never graded. One recording no value stays no measurement. A preliminary
+# HER2, disease status or stage result is still dropped (build).
+def _preliminary(result: Result) -> Result:
+    if result.absent_reason:
+        return result
+    problem = "preliminary, not final"
+    if result.value is not None:
+        value = result.value
+        if result.comparator == "<":
+            value = value / (1 - 1e-6)
+        elif result.comparator == ">":
+            value = value / (1 + 1e-6)
+        if result.kind == "platelets":
+            shown = f"{result.comparator}{value:,.0f}/mm3"
+        else:
+            shown = f"{result.comparator}{value:g} {result.unit}".strip()
+        uln = f" (ULN {result.uln:g} {result.unit})" if result.uln else ""
+        problem += f": {shown}{uln} on {result.when.date().isoformat()}"
+    if result.problem:
+        problem += f"; {result.problem}"
+    return replace(result, problem=problem)
+
+
 # Deliberate change, 2026-12-01: an Observation with no value[x] (or a valueQuantity without a value)
 # and a dataAbsentReason (a CodeableConcept) records that no value was obtained: no measurement, kept
 # with its reason (absent_reason), never an unreadable newest result. Except for the reasons saying
@@ -808,10 +834,13 @@ def build(
             if event:
                 therapy.append(event)
         elif rtype == "Observation":
-            if as_str(resource.get("status")) not in VALID_OBSERVATION_STATUSES:
+            status = as_str(resource.get("status"))
+            if status not in VALID_OBSERVATION_STATUSES and status != "preliminary":
                 continue
             pairs = codings(resource.get("code"))
             kind = terminology.observation_kind(pairs)
+            if status == "preliminary" and kind not in _NAMES:
+                continue  # HER2, disease status, stage: final results only, as before
             if kind == "disease_status":
                 when, _ = effective_time(resource)
                 if when and terminology.has_qualifier(
@@ -838,6 +867,8 @@ def build(
                         unlinked.append((name, effective_time(resource)[0]))
             elif kind:
                 result = _observation_result(resource, kind)
+                if result and status == "preliminary":
+                    result = _preliminary(result)
                 if result:
                     results.setdefault(kind, []).append(result)
                 else:

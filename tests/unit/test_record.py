@@ -221,10 +221,60 @@ def test_unknown_platelet_unit_is_unreadable_not_guessed() -> None:
     assert "not recognised" in bad.problem
 
 
-@pytest.mark.parametrize("status", ["preliminary", "entered-in-error", "cancelled", "registered"])
-def test_non_final_results_are_ignored(status: str) -> None:
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled", "registered", "unknown"])
+def test_withdrawn_pending_and_unknown_status_results_are_ignored(status: str) -> None:
+    # registered: "no result yet available" (FHIR R4), nothing to name; unknown may be any status.
     record = record_of([fb.observation("platelets", 200, fb.ago(days=1), status=status)])
     assert record.results_of("platelets") == ()
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "unit", "named"),
+    [
+        ("platelets", 40, "10*3/uL", "40,000/mm3"),
+        ("alt", 1000, "U/L", "1000 U/L (ULN 40 U/L)"),
+        ("weight", 62, "kg", "62 kg"),
+        ("lvef", 38, "%", "38 %"),
+    ],
+)
+def test_a_preliminary_result_is_kept_unreadable_with_its_value_and_date(
+    kind: str, value: float, unit: str, named: str
+) -> None:
+    """Dropped, it left a card saying there was no result: kept, never graded, and named."""
+    record = record_of([fb.observation(kind, value, fb.ago(days=1), unit=unit, status="preliminary")])
+    (result,) = record.results_of(kind)
+    assert not result.readable and result.measured and result.placed
+    assert result.problem == f"preliminary, not final: {named} on 2026-11-24"
+    assert record.latest(kind) is None
+    assert record.unreadable_in(kind, fb.ago(days=3), fb.NOW) == (result,)
+
+
+def test_a_preliminary_result_that_cannot_be_read_says_both() -> None:
+    lab = fb.observation("platelets", 40, fb.ago(days=1), unit="cells/hpf", status="preliminary")
+    (result,) = record_of([lab]).results_of("platelets")
+    assert result.problem == "preliminary, not final; unit 'cells/hpf' not recognised"
+
+
+def test_a_preliminary_result_recording_no_value_is_still_no_measurement() -> None:
+    absent = fb.absent_observation("platelets", fb.ago(days=1), status="preliminary")
+    record = record_of([absent])
+    (result,) = record.results_of("platelets")
+    assert (result.measured, result.absent_reason) == (False, "not-performed")
+    assert record.unreadable_in("platelets", fb.ago(days=3), fb.NOW) == ()
+
+
+def test_only_a_preliminary_lab_is_kept_not_a_preliminary_her2_result() -> None:
+    """HER2 (and disease status, stage) is read from final results only, as before."""
+    her2 = fb.observation("platelets", 0, fb.ago(days=1), status="preliminary")
+    del her2["valueQuantity"]
+    her2["code"] = {"coding": [{"system": fb.LOINC, "code": "48676-1"}]}
+    her2["valueCodeableConcept"] = {"text": "3+"}
+    lab = fb.observation("platelets", 40, fb.ago(days=1), status="preliminary")
+    record = record_of([her2, lab])
+    assert record.her2 == "unknown"
+    assert [r.resource_id for r in record.results_of("platelets")] == [f"Observation/{lab['id']}"]
+    her2["status"] = "final"
+    assert record_of([her2]).her2 == "positive"
 
 
 def test_liver_test_ratio_uses_reference_range_high() -> None:
