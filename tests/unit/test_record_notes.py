@@ -27,6 +27,24 @@ def test_a_newer_unreadable_result_behind_a_readable_one_is_said(kind: str, valu
     assert "the checks read the older one of 2026-11-24" in note
 
 
+@pytest.mark.parametrize(
+    ("kind", "value", "name", "shown"),
+    [
+        ("platelets", 40.0, "platelet count", "40,000/mm3"),
+        ("bilirubin", 5.0, "total bilirubin", "5 mg/dL (ULN 1.2 mg/dL)"),
+    ],
+)
+def test_a_newer_preliminary_result_behind_a_final_one_is_said(
+    kind: str, value: float, name: str, shown: str
+) -> None:
+    newer = fb.observation(kind, value, fb.ago(hours=3), status="preliminary")
+    [note] = [n for n in _notes(newer) if n.startswith("The newest")]
+    assert note.startswith(
+        f"The newest {name} (2026-11-25) could not be read (preliminary, not final: {shown} on 2026-11-25)"
+    )
+    assert "the checks read the older one of 2026-11-24" in note
+
+
 def test_the_value_the_checks_read_is_shown() -> None:
     newer = fb.observation("platelets", 30.0, fb.ago(hours=3), unit="furlongs")
     assert any("(210,000/mm3)" in n for n in _notes(newer))

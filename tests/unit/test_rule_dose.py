@@ -217,6 +217,18 @@ def test_a_withheld_weight_is_still_an_unreadable_newest_weight(reason: str) -> 
     assert finding.facts["unreadable_weight"].endswith(f"no numeric value (data absent: {reason})")
 
 
+def test_a_preliminary_newest_weight_is_named_and_not_replaced_by_an_older_one() -> None:
+    # It was dropped: 252 mg was checked as 3.6 mg/kg against the 70 kg of 5 days ago, in silence.
+    preliminary = fb.observation("weight", 55, fb.ago(days=1), status="preliminary")
+    history = [*metastatic(weight=70, weight_days=5), preliminary]
+    finding = one(evaluate(RULE, draft(dose=252, unit="mg"), history))
+    assert (finding.indicator, finding.variant) == ("warning", "weight-unreadable")
+    assert finding.facts["unreadable_weight"] == (
+        "2026-11-24 (1 days before the dose): preliminary, not final: 55 kg on 2026-11-24"
+    )
+    assert finding.facts["last_weight"].startswith("70 kg on 2026-11-20")
+
+
 @pytest.mark.parametrize("status", ["cancelled", "entered-in-error"])
 def test_a_cancelled_or_mistaken_newest_weight_is_ignored(status: str) -> None:
     mistaken = fb.observation("weight", 50, fb.ago(days=1), status=status)

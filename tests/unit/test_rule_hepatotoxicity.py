@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.clinical.record import ALL_CATEGORIES, CONDITIONS
+from service.clinical.record import ALL_CATEGORIES, CONDITIONS, notes_on
 from service.clinical.rules.hepatotoxicity import RULE, evaluate
 from tests import fhir_builders as fb
 from tests.unit.label_b_helpers import context, early, metastatic, unknown
@@ -224,6 +224,20 @@ def test_unreadable_unit_is_not_graded() -> None:
 def test_non_final_results_are_ignored(status: str) -> None:
     bad = fb.observation("alt", 30 * 40, fb.ago(hours=2), status=status)
     assert evaluate(context(metastatic(*labs(), bad))) == []
+
+
+def test_a_final_alt_is_graded_and_a_newer_preliminary_one_is_named() -> None:
+    final = fb.observation("alt", 10 * 40, fb.ago(days=2))  # a hold row
+    others = [lab for lab in labs() if lab["code"]["coding"][0]["code"] != "1742-6"]
+    newer = fb.observation("alt", 25 * 40, fb.ago(hours=2), status="preliminary")
+    history = metastatic(final, *others, newer)
+    assert outcome(history)[0] == "hold"  # the final 10 x ULN, not the preliminary 25 x ULN
+    notes = notes_on(context(history).record)
+    assert notes == [
+        "The newest ALT (2026-11-25) could not be read (preliminary, not final: 1000 U/L (ULN 40 U/L) "
+        "on 2026-11-25); the checks read the older one of 2026-11-23 (400 U/L). Check the newer result "
+        "before the dose."
+    ]
 
 
 # Given 43 days ago, before every older result below: a held-over result counts only when drawn

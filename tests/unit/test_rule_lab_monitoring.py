@@ -59,6 +59,41 @@ def test_invalid_results_do_not_count(status: str) -> None:
     assert "platelets-missing" in rule_ids(on_order(fb.medication_request(), history_with(*labs)))
 
 
+def test_only_a_preliminary_low_platelet_count_is_named_never_graded() -> None:
+    """It was dropped: the card said no platelet count was found, and nothing named the 40,000."""
+    preliminary = fb.observation("platelets", 40_000, fb.ago(days=1), unit="/mm3", status="preliminary")
+    liver = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "777-3"]
+    findings = on_order(fb.medication_request(), history_with(preliminary, *liver))
+    assert "thrombocytopenia-hold" not in rule_ids(findings)
+    finding = only(findings, "platelets-missing")
+    assert finding.facts["last"] == "none on record"
+    named = "preliminary, not final: 40,000/mm3 on 2026-11-24"
+    assert finding.facts["unreadable"] == f" (1 result(s) in the window could not be read: {named})"
+    assert named in render(finding)["detail"]
+
+
+def test_a_preliminary_alt_at_25_times_uln_is_named_never_graded() -> None:
+    alt = fb.observation("alt", 25 * 40, fb.ago(hours=6), status="preliminary")  # ULN 40 U/L
+    others = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "1742-6"]
+    findings = on_order(fb.medication_request(), history_with(alt, *others))
+    assert "hepatotoxicity" not in rule_ids(findings)
+    finding = only(findings, "liver-tests-missing")
+    assert finding.facts["missing"] == "ALT"
+    assert finding.facts["unreadable"] == (
+        " (1 result(s) in the window could not be read: "
+        "preliminary, not final: 1000 U/L (ULN 40 U/L) on 2026-11-25)"
+    )
+
+
+def test_a_preliminary_result_in_the_window_beside_an_older_final_one() -> None:
+    """The older final count is still the last one shown; the preliminary one is named."""
+    older = fb.observation("platelets", 210, fb.ago(days=10))
+    preliminary = fb.observation("platelets", 40, fb.ago(days=1), status="preliminary")
+    finding = only(on_order(fb.medication_request(), history_with(older, preliminary)), "platelets-missing")
+    assert finding.facts["last"] == "210,000/mm3 on 2026-11-15 (10 days ago)"
+    assert "preliminary, not final: 40,000/mm3 on 2026-11-24" in finding.facts["unreadable"]
+
+
 def test_unreadable_result_is_named_not_used() -> None:
     labs = [fb.observation("platelets", 200, fb.ago(days=1), unit="cells/hpf")]
     finding = only(on_order(fb.medication_request(), history_with(*labs)), "platelets-missing")

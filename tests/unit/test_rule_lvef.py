@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from service.app import params_from
-from service.clinical.record import ALL_CATEGORIES, CONDITIONS
+from service.clinical.record import ALL_CATEGORIES, CONDITIONS, notes_on
 from service.clinical.rules import lvef_decline, lvef_monitoring
 from service.settings import Settings
 from tests import fhir_builders as fb
@@ -75,6 +75,14 @@ def test_interval_is_configurable() -> None:
 @pytest.mark.parametrize("status", ["preliminary", "entered-in-error"])
 def test_non_final_lvef_does_not_count(status: str) -> None:
     assert lvef_monitoring.evaluate(context(metastatic(lvef(60, 2, status=status))))
+
+
+def test_a_preliminary_lvef_does_not_count_and_is_named() -> None:
+    history = metastatic(first_dose(), lvef(38, 2, status="preliminary"))
+    (finding,) = lvef_monitoring.evaluate(context(history))
+    assert finding.facts["unreadable"] == (
+        " (1 LVEF result(s) could not be read: preliminary, not final: 38 % on 2026-11-23)"
+    )
 
 
 def test_unreadable_lvef_does_not_count_and_is_said() -> None:
@@ -192,6 +200,16 @@ def test_before_first_dose_the_lvef_is_its_own_baseline() -> None:
 @pytest.mark.parametrize("status", ["preliminary", "entered-in-error"])
 def test_non_final_lvef_is_ignored(status: str) -> None:
     assert decline(metastatic(lvef(60, 120), first_dose(), lvef(30, 2, status=status)))[0] is None
+
+
+def test_a_preliminary_fall_is_not_graded_but_named_behind_the_final_lvef() -> None:
+    history = metastatic(lvef(60, 120), first_dose(), lvef(58, 10), lvef(30, 2, status="preliminary"))
+    ctx = context(history)
+    assert lvef_decline.evaluate(ctx) == []  # 58 % read, not the preliminary 30 %
+    assert notes_on(ctx.record) == [
+        "The newest LVEF (2026-11-23) could not be read (preliminary, not final: 30 % on 2026-11-23); "
+        "the checks read the older one of 2026-11-15 (58 %). Check the newer result before the dose."
+    ]
 
 
 def test_unreadable_lvef_is_not_graded() -> None:

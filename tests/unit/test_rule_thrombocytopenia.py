@@ -223,6 +223,18 @@ def test_non_final_results_are_ignored(status: str) -> None:
     assert evaluate(context(metastatic(platelets(20, status=status)))) == []
 
 
+def test_a_newer_preliminary_count_neither_clears_nor_replaces_a_final_low_one() -> None:
+    # The final 40,000 of two days ago is graded; the preliminary 210,000 since is named, not read.
+    low = fb.observation("platelets", 40, fb.ago(days=2))
+    newer = fb.observation("platelets", 210, fb.ago(hours=2), status="preliminary")
+    (finding,) = evaluate(context(metastatic(low, newer)))
+    assert finding.variant == "hold"
+    assert (finding.facts["platelets"], finding.facts["date"]) == ("40,000", "2026-11-23")
+    assert finding.facts["unreadable"] == (
+        " A newer count (2026-11-25) could not be read: preliminary, not final: 210,000/mm3 on 2026-11-25."
+    )
+
+
 def test_amended_result_counts() -> None:
     assert evaluate(context(metastatic(platelets(20, status="amended"))))
 

@@ -43,6 +43,17 @@ def test_only_the_missing_liver_tests_are_due() -> None:
     assert "platelet" not in finding.facts["due"]
 
 
+def test_a_preliminary_platelet_count_leaves_platelets_due_and_is_named_on_patient_view() -> None:
+    preliminary = fb.observation("platelets", 40, fb.ago(days=1), status="preliminary")
+    history = [r for r in on_tdm1(20) if "777-3" not in str(r.get("code"))] + [preliminary]  # no final count
+    findings = on_patient_view(history)
+    summary = only(findings, "treatment-summary")
+    assert summary.facts["due"] == "platelet count"
+    assert "thrombocytopenia-hold" not in rule_ids(findings)
+    missing = only(findings, "platelets-missing")
+    assert "preliminary, not final: 40,000/mm3 on 2026-11-24" in missing.facts["unreadable"]
+
+
 def test_summary_with_every_check_due_on_an_overdue_course_fits_uncut() -> None:
     """All three checks due and the dose overdue: with the checks' full names the summary ran past
     140 characters and was cut ("…LVEF (echo or…"). It names them in short; the detail in full."""
