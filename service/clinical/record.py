@@ -1302,13 +1302,16 @@ def _passed_over(kind: str, results: list[Result]) -> list[str]:
 
     Without this note the rules would grade last week's normal count while yesterday's, in a unit
     the service cannot convert, said nothing. With no readable result at all, the missing-lab card
-    already names the unreadable one.
+    already names the unreadable one. One drawn when the readable one was is no newer result: a lab
+    that sends the preliminary and the final result of one sample as two Observations gives both its
+    collection time, and the final one is the result, not a reason to check.
     """
     # Misdated ones are said above; one recording no value (not performed) is no newer result.
     dated = [r for r in results if r.placed]
     unread = []
     for result in dated:  # newest first
         if result.readable:
+            unread = [r for r in unread if r.when > result.when]  # ties sort in the order received
             if unread:
                 return [
                     f"The newest {RESULT_NAMES.get(kind, kind)} ({unread[0].when.date().isoformat()}) could "

@@ -45,6 +45,17 @@ def test_a_newer_preliminary_result_behind_a_final_one_is_said(
     assert "the checks read the older one of 2026-11-24" in note
 
 
+def test_a_preliminary_result_of_the_same_sample_as_the_final_one_is_not_said() -> None:
+    """A lab sending the preliminary and the final result of one sample as two Observations: both
+    drawn at once, so the preliminary one is no newer result, in whichever order they come."""
+    history = [r for r in fb.metastatic_history() if "777-3" not in str(r.get("code"))]
+    final = fb.observation("platelets", 210, fb.ago(hours=3))
+    preliminary = fb.observation("platelets", 190, fb.ago(hours=3), status="preliminary")
+    for results in ([preliminary, final], [final, preliminary]):
+        notes = record.notes_on(record.build("pat-1", [*history, *results], terminology.default()))
+        assert not [n for n in notes if n.startswith("The newest")]
+
+
 def test_the_value_the_checks_read_is_shown() -> None:
     newer = fb.observation("platelets", 30.0, fb.ago(hours=3), unit="furlongs")
     assert any("(210,000/mm3)" in n for n in _notes(newer))
