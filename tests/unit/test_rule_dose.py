@@ -229,6 +229,16 @@ def test_a_preliminary_newest_weight_is_named_and_not_replaced_by_an_older_one()
     assert finding.facts["last_weight"].startswith("70 kg on 2026-11-20")
 
 
+def test_a_preliminary_weight_of_the_same_weighing_as_a_final_one_does_not_hide_it() -> None:
+    """Both recorded at once: the final 70 kg is the weight, in whichever order they come."""
+    when = fb.ago(days=1)
+    final = fb.observation("weight", 70, when)
+    preliminary = fb.observation("weight", 55, when, status="preliminary")
+    for weights in ([preliminary, final], [final, preliminary]):
+        history = [*metastatic(weight=None), *weights]
+        assert evaluate(RULE, draft(dose=252, unit="mg"), history) == []  # 3.6 mg/kg at 70 kg
+
+
 @pytest.mark.parametrize("status", ["cancelled", "entered-in-error"])
 def test_a_cancelled_or_mistaken_newest_weight_is_ignored(status: str) -> None:
     mistaken = fb.observation("weight", 50, fb.ago(days=1), status=status)

@@ -159,13 +159,19 @@ def unreadable_newest_weight(record: PatientRecord, at: datetime) -> Result | No
     A weight whose effective date cannot be read is left out: it cannot be placed as the newest,
     and the data-unavailable note (record.notes_on) names it already. So is an Observation that
     records no value (dataAbsentReason: not performed, ...): nobody weighed the patient that day, so
-    there is no newer weight than the older readable one, which stands.
+    there is no newer weight than the older readable one, which stands. Nor is one weighed when a
+    readable weight was (a preliminary and a final Observation of one weighing): that one stands.
     """
-    for result in record.results_of("weight"):  # newest first
+    newest = None
+    for result in record.results_of("weight"):  # newest first; ties in the order received
         if result.when > at or not result.placed:
             continue
-        return None if result.readable else result
-    return None
+        if newest is not None and result.when < newest.when:
+            break
+        if result.readable:
+            return None
+        newest = newest or result
+    return newest
 
 
 def ordered_dose(ctx: RuleContext) -> OrderedDose:
