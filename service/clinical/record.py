@@ -18,9 +18,9 @@ one, and notes_on says so when the actual value lies on the worse side (BOUND_WO
 a bounded weight, "ad" and unknown comparators are unreadable.
 Only final, amended and corrected results are read. A preliminary lab, weight or LVEF result is
 kept as an unreadable one (PRELIMINARY, its value and date in the reason): never graded, never
-counted as present, but named where unreadable results are; a preliminary HER2, disease status or
-stage result is dropped, as are registered (no result yet), entered-in-error, cancelled and unknown
-ones. Results that are present but unreadable are kept with the reason, so a rule can say so
+counted as present, but named where unreadable results are; so is one of unknown status
+(NAMED_STATUSES). A preliminary HER2, disease status or stage result is dropped, as are registered
+(no result yet), entered-in-error and cancelled ones. Results that are present but unreadable are kept with the reason, so a rule can say so
 instead of firing on them. One that records no value was obtained (dataAbsentReason,
 Result.absent_reason) is kept as no measurement: it is neither read nor named as unreadable, and an
 older readable result stands, preliminary or not. Dated by issued is readable only when the result has no effective[x] at all: one whose effective[x] is
@@ -77,7 +77,10 @@ ALL_CATEGORIES = frozenset({PATIENT, CONDITIONS, OBSERVATIONS}) | MEDICATION_HIS
 # Every other status is dropped: registered ("no result yet available") has nothing to name, and
 # entered-in-error and cancelled results were withdrawn; so is unknown, which may be any of them.
 VALID_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
-PRELIMINARY_STATUS = "preliminary"
+# Statuses whose lab, weight or LVEF result is kept unreadable and named, with the problem said.
+# Unknown is "the source system does not know which of the status values applies": it may be a
+# final result, so dropping it unsaid would hide a value; it may be a withdrawn one, so not read.
+NAMED_STATUSES = {"preliminary": "preliminary, not final", "unknown": "status unknown"}
 INACTIVE_CONDITION_STATUSES = frozenset({"inactive", "resolved", "remission"})
 EXCLUDED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 EXCLUDED_REQUEST_STATUSES = frozenset({"entered-in-error", "cancelled", "draft"})
@@ -580,10 +583,10 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
 
 
 # The problem of a preliminary result (Observation.status preliminary), which leads the rest.
-PRELIMINARY = "preliminary, not final"
+PRELIMINARY = NAMED_STATUSES["preliminary"]
 
 
-def _preliminary(result: Result) -> Result:
+def _preliminary(result: Result, problem: str = PRELIMINARY) -> Result:
     """A preliminary result, kept to be named but never readable: its value may still change.
 
     The value, unit and ULN are kept, as for a misdated result, so that a card can show them (a
@@ -593,7 +596,6 @@ def _preliminary(result: Result) -> Result:
     """
     if not result.measured:
         return result
-    problem = PRELIMINARY
     if result.value is not None:
         uln = f" (ULN {result.uln:g} {result.unit})" if result.uln else ""
         problem = f"{problem}: {_shown(result)}{uln} on {result.when.date().isoformat()}"
@@ -1095,11 +1097,11 @@ def build(
         rtype = resource.get("resourceType")
         if rtype == "Observation":
             status = resource.get("status")
-            preliminary = False
+            preliminary = None  # the problem of a status read but not graded (NAMED_STATUSES)
             if not isinstance(status, str) or status not in VALID_OBSERVATION_STATUSES:
-                if status != PRELIMINARY_STATUS:
+                preliminary = NAMED_STATUSES.get(status) if isinstance(status, str) else None
+                if preliminary is None:
                     continue
-                preliminary = True
             kind = terminology.observation_kind(codings(resource.get("code")))
             if not kind or (preliminary and kind not in RESULT_NAMES):
                 # HER2, disease status and stage are read from final results only: none is named.
@@ -1134,7 +1136,9 @@ def build(
             else:
                 result = _observation_result(resource, kind, key or "")
                 if result:
-                    results.setdefault(kind, []).append(_preliminary(result) if preliminary else result)
+                    results.setdefault(kind, []).append(
+                        _preliminary(result, preliminary) if preliminary else result
+                    )
                 else:  # counted, so that a card claiming no result at all can be corrected
                     undated[kind] = undated.get(kind, 0) + 1
         elif rtype in THERAPY_TYPES:

@@ -221,11 +221,21 @@ def test_unknown_platelet_unit_is_unreadable_not_guessed() -> None:
     assert "not recognised" in bad.problem
 
 
-@pytest.mark.parametrize("status", ["entered-in-error", "cancelled", "registered", "unknown"])
-def test_withdrawn_pending_and_unknown_status_results_are_ignored(status: str) -> None:
-    # registered: "no result yet available" (FHIR R4), nothing to name; unknown may be any status.
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled", "registered"])
+def test_withdrawn_and_pending_results_are_ignored(status: str) -> None:
+    # registered: "no result yet available" (FHIR R4), nothing to name.
     record = record_of([fb.observation("platelets", 200, fb.ago(days=1), status=status)])
     assert record.results_of("platelets") == ()
+
+
+def test_a_result_of_unknown_status_is_kept_unreadable_and_named() -> None:
+    """unknown: the source "does not know which of the status values applies" (FHIR R4), final
+    among them. Dropped, a platelet count of 40,000 left a card saying none was on record."""
+    record = record_of([fb.observation("platelets", 40, fb.ago(days=1), status="unknown")])
+    (result,) = record.results_of("platelets")
+    assert not result.readable and result.measured
+    assert result.problem == "status unknown: 40,000/mm3 on 2026-11-24"
+    assert record.latest("platelets") is None
 
 
 @pytest.mark.parametrize(
