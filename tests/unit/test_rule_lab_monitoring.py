@@ -72,6 +72,26 @@ def test_only_a_preliminary_low_platelet_count_is_named_never_graded() -> None:
     assert named in render(finding)["detail"]
 
 
+@pytest.mark.parametrize("days_ago", [2.9, 10])
+def test_an_unreadable_count_before_the_window_is_named_as_the_last(days_ago: float) -> None:
+    """With no readable count at all, "Last platelet count: none on record" stood beside a
+    preliminary 40,000 drawn ten days before; inside the window it is named by the note instead."""
+    preliminary = fb.observation(
+        "platelets", 40_000, fb.ago(days=days_ago), unit="/mm3", status="preliminary"
+    )
+    liver = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "777-3"]
+    finding = only(on_order(fb.medication_request(), history_with(preliminary, *liver)), "platelets-missing")
+    if days_ago < 3:
+        assert finding.facts["last"] == "none on record"
+        assert "could not be read" in finding.facts["unreadable"]
+    else:
+        assert finding.facts["unreadable"] == ""
+        assert finding.facts["last"] == (
+            "none readable on record (the newest, on 2026-11-15, could not be read: "
+            "preliminary, not final: 40,000/mm3 on 2026-11-15)"
+        )
+
+
 def test_a_preliminary_alt_at_25_times_uln_is_named_never_graded() -> None:
     alt = fb.observation("alt", 25 * 40, fb.ago(hours=6), status="preliminary")  # ULN 40 U/L
     others = [lab for lab in fb.fresh_labs() if lab["code"]["coding"][0]["code"] != "1742-6"]

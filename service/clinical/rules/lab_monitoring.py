@@ -42,6 +42,19 @@ def _age(result: Result | None, now: datetime) -> str:
     )
 
 
+def _last(record: PatientRecord, kind: str, since: datetime, until: datetime, now: datetime) -> str:
+    """The last readable result as _age says it; with none, the newest one before the window that
+    could not be read (a preliminary count), rather than "none on record" beside it. One inside the
+    window is named by _unreadable_note already."""
+    last = record.latest(kind, until=until)
+    if last is not None:
+        return _age(last, now)
+    older = next((r for r in record.results_of(kind) if r.when < since and r.measured and r.placed), None)
+    if older is None:
+        return "none on record"
+    return f"none readable on record (the newest, on {older.when.date().isoformat()}, could not be read: {older.problem})"
+
+
 def _value(result: Result) -> str:
     """The value as the hold cards show it: platelets in /mm3, liver tests with their × ULN."""
     if result.kind == "platelets":
@@ -87,7 +100,6 @@ def platelets(ctx: RuleContext) -> list[Finding]:
         return []
     if _already_ordered(ctx, "cbc"):
         return []
-    last = ctx.record.latest("platelets", until=until)
     return [
         Finding(
             rule_id="platelets-missing",
@@ -95,7 +107,7 @@ def platelets(ctx: RuleContext) -> list[Finding]:
             facts={
                 "window_days": ctx.params.lab_window.days,
                 "dose_on": tables.dose_on(ctx),
-                "last": _age(last, ctx.now),
+                "last": _last(ctx.record, "platelets", since, until, ctx.now),
                 "unreadable": _unreadable_note(ctx.record, "platelets", since, until),
             },
             order_ref=ctx.order.reference if ctx.order else None,
@@ -110,7 +122,7 @@ def liver_tests(ctx: RuleContext) -> list[Finding]:
     missing = [kind for kind in LIVER_TESTS if derived.latest_in_lab_window(ctx, kind) is None]
     if not missing or _already_ordered(ctx, "hepatic", missing):
         return []
-    last = "; ".join(f"{LIVER_TESTS[k]}: {_age(ctx.record.latest(k, until=until), ctx.now)}" for k in missing)
+    last = "; ".join(f"{LIVER_TESTS[k]}: {_last(ctx.record, k, since, until, ctx.now)}" for k in missing)
     unreadable = "".join(_unreadable_note(ctx.record, k, since, until) for k in missing)
     return [
         Finding(
