@@ -12,6 +12,7 @@ from typing import Any
 
 from service.clinical.rules.dose import RULE
 from service.clinical.rules.product_mixup import RULE as MIXUP
+from service.clinical.rules.tdxd_preferred import RULE as TDXD_PREFERRED
 from tests import fhir_builders as fb
 from tests.unit.label_a_helpers import all_rules, draft, evaluate, metastatic
 
@@ -72,3 +73,33 @@ def test_a_one_dose_range_in_history_documents_a_reduced_level() -> None:
     past = as_range(fb.medication_request(status="completed", dose=3.0, authored=fb.ago(days=21)), 3.0, 3.0)
     (finding,) = evaluate(RULE, draft(dose=3.6), metastatic(past))
     assert finding.variant == "re-escalation"
+
+
+def test_a_tdxd_drafted_from_a_true_range_states_only_its_own_dose() -> None:
+    """tdxd-preferred drafts T-DXd from the T-DM1 draft's dosage: with_dose rewrote doseQuantity
+    only, so a T-DM1 range (3.6 to 5.4 mg/kg) rode along as the T-DXd order's only dose, and the
+    text kept "3.6 mg/kg", under an action saying "Draft T-DXd 5.4 mg/kg"."""
+    (finding,) = evaluate(TDXD_PREFERRED, as_range(draft(), 3.6, 5.4), metastatic())
+    (create,) = [a for s in finding.suggestions for a in s.actions if a.type == "create"]
+    instruction = create.resource["dosageInstruction"][0]
+    (entry,) = instruction["doseAndRate"]
+    assert "doseRange" not in entry
+    assert (entry["doseQuantity"]["value"], entry["doseQuantity"]["code"]) == (5.4, "mg/kg")
+    assert instruction["text"] == "5.4 mg/kg IV every 21 days"
+
+
+def test_the_corrected_order_drops_a_true_range_beside_the_dose_it_corrects() -> None:
+    """Epic's calculated mg as doseQuantity, the ordered mg/kg as a range: the mg amount is graded
+    (265 mg for 70 kg is above 3.6 mg/kg), and the fix must not leave the range standing beside it."""
+    order = draft(dose=265, unit="mg")
+    entries = order["dosageInstruction"][0]["doseAndRate"]
+    entries.append(as_range(draft(), 3.6, 5.4)["dosageInstruction"][0]["doseAndRate"][0])
+    (finding,) = evaluate(RULE, order, metastatic(weight=70))
+    assert finding.variant == "above-maximum"
+    update = next(a for s in finding.suggestions for a in s.actions if a.type == "update")
+    stated = update.resource["dosageInstruction"][0]["doseAndRate"]
+    assert not [e for e in stated if "doseRange" in e]
+    assert sorted((e["doseQuantity"]["value"], e["doseQuantity"]["code"]) for e in stated) == [
+        (3.6, "mg/kg"),
+        (252, "mg"),
+    ]

@@ -265,25 +265,35 @@ def with_dose(
     (a volume, an mg amount with no weight to compute it) is derived from the old dose, so its
     doseQuantity is dropped rather than left to contradict the new one. With no entry in those
     units, the first doseQuantity is rewritten in `unit`. The unit coding of an entry is kept when
-    it is the unit we write; otherwise UCUM is written. Dosage text that states one of the old
-    doses is rewritten so the order cannot say two different doses.
+    it is the unit we write; otherwise UCUM is written. An entry stating a doseRange instead is
+    read as a doseQuantity at its low bound first, so the range never survives beside (or, on a
+    product drafted from the order, instead of) the new dose. Dosage text that states one of the
+    old doses is rewritten so the order cannot say two different doses.
     """
     updated = copy.deepcopy(resource)
     amounts = {**(also or {}), unit: value}
     for instruction in as_list(updated.get("dosageInstruction")):
         instruction = as_dict(instruction)
         entries = [as_dict(e) for e in as_list(instruction.get("doseAndRate"))]
+        old_texts: list[tuple[float, str]] = []
         for entry in entries:
-            if not as_dict(entry.get("doseQuantity")) and range_dose(entry.get("doseRange")) is not None:
-                # A range from a dose to the same dose was read as that dose (record.range_dose):
-                # restated as one doseQuantity, or the new dose would leave the old range in place.
-                entry["doseQuantity"] = dict(entry.pop("doseRange")["low"])
+            dose_range = as_dict(entry.get("doseRange"))
+            if as_dict(dose_range.get("low")) and not as_dict(entry.get("doseQuantity")):
+                # A range is restated as one doseQuantity, set or dropped below like any other: a
+                # range from a dose to the same dose was read as that dose (record.range_dose), and
+                # a true range states the old doses too (tdxd-preferred drafted T-DXd with the
+                # T-DM1 range 3.6 to 5.4 mg/kg as its only dose). Its high bound is an old dose the
+                # text may mention.
+                del entry["doseRange"]
+                entry["doseQuantity"] = dict(as_dict(dose_range.get("low")))
+                high = quantity_dose(dose_range.get("high"))
+                if high is not None and range_dose(dose_range) is None:
+                    old_texts.append((high.value, high.unit))
         stated = [e for e in entries if as_dict(e.get("doseQuantity"))]
         if not stated:
             continue
         read = {id(e): quantity_dose(e["doseQuantity"]) for e in stated}
         targets = {id(e) for e in stated if (d := read[id(e)]) is not None and d.unit in amounts}
-        old_texts: list[tuple[float, str]] = []
         if not targets:
             targets, amounts = {id(stated[0])}, {unit: value}  # as the order wrote it, in our unit
         for entry in stated:
