@@ -244,3 +244,14 @@ def test_on_order_select_too() -> None:
 
 def test_not_for_lookalike_orders() -> None:
     assert evaluate(RULE, draft("trastuzumab", dose=6), metastatic()) == []
+
+
+def test_the_tdxd_drafted_from_a_draft_without_a_dose_states_its_dose() -> None:
+    """A T-DM1 draft with no dose yet (order-select, before one is entered): the action said "Draft
+    T-DXd (Enhertu) 5.4 mg/kg every 3 weeks" and the T-DXd order it created had no dose at all."""
+    for order in (draft(dose=None), {k: v for k, v in draft().items() if k != "dosageInstruction"}):
+        finding = one(evaluate(RULE, order, metastatic(), hook="order-select"))
+        (create,) = [a for s in finding.suggestions for a in s.actions if a.type == "create"]
+        assert "5.4 mg/kg" in create.description
+        (entry,) = create.resource["dosageInstruction"][0]["doseAndRate"]
+        assert (entry["doseQuantity"]["value"], entry["doseQuantity"]["code"]) == (5.4, "mg/kg")

@@ -27,6 +27,7 @@ from service.clinical.record import (
     TherapyEvent,
     quantity_dose,
     range_dose,
+    request_dose,
 )
 from service.clinical.resources import as_dict, as_list, as_str
 from service.clinical.suggestions import InvalidSuggestion, validated
@@ -409,9 +410,15 @@ def new_order_like(
         "subject": draft.get("subject") or {"reference": patient_reference},
     }
     instructions = as_list(draft.get("dosageInstruction"))
-    if instructions:
-        resource["dosageInstruction"] = [copy.deepcopy(as_dict(instructions[0]))]
-        resource = with_dose(resource, dose, unit)
+    resource["dosageInstruction"] = [copy.deepcopy(as_dict(instructions[0])) if instructions else {}]
+    resource = with_dose(resource, dose, unit)
+    if request_dose(resource) is None:
+        # A draft with no dose of its own (order-select, before one is entered) gave with_dose no
+        # entry to set: the new order stated no dose under an action naming one.
+        quantity: dict[str, Any] = {}
+        _set_quantity(quantity, dose, unit)
+        instruction = resource["dosageInstruction"][0]
+        instruction["doseAndRate"] = [*as_list(instruction.get("doseAndRate")), {"doseQuantity": quantity}]
     try:
         return validated(resource)
     except InvalidSuggestion:
