@@ -255,3 +255,15 @@ def test_the_tdxd_drafted_from_a_draft_without_a_dose_states_its_dose() -> None:
         assert "5.4 mg/kg" in create.description
         (entry,) = create.resource["dosageInstruction"][0]["doseAndRate"]
         assert (entry["doseQuantity"]["value"], entry["doseQuantity"]["code"]) == (5.4, "mg/kg")
+
+
+def test_tdm1_that_cannot_be_placed_is_said_now_that_adjuvant_tdm1_counts() -> None:
+    """Adjuvant T-DM1 counts toward the early-recurrence test (b5e0230), so an undated T-DM1 on
+    record may be the (neo)adjuvant therapy that makes this order third line, or T-DM1 already given
+    for metastatic disease: the line cannot be told, as first-line-use says for the same record."""
+    undated = fb.statement("tdm1", D(2024, 1, 1, tzinfo=UTC), D(2024, 6, 1, tzinfo=UTC))
+    del undated["effectivePeriod"]
+    for history in (metastatic(undated), [*_early_recurrence(6), undated]):
+        ctx = context(draft(), history)
+        assert RULE.evaluate(ctx) == []
+        assert any(note.startswith("Second-line (T-DXd preferred) check not applied") for note in ctx.notes)

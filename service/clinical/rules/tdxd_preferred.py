@@ -28,8 +28,8 @@ Decisions (why it stays silent):
   obvious preference and the clinician has the documented reason already.
 - T-DM1 already given for advanced disease: the choice was made when the line began; repeating an
   advisory every cycle adds nothing, and no trial supports switching mid-line without progression.
-- Therapy that cannot be placed before or after the metastatic diagnosis: the line cannot be told;
-  a note says so rather than guess.
+- Therapy that cannot be placed before or after the metastatic diagnosis, T-DM1 included (adjuvant
+  T-DM1 counts toward the early recurrence): the line cannot be told; a note says so rather than guess.
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     if any(e.family == TDM1 and e.is_dose_given and where == "advanced" for e, where in placed):
         return []
     others = [(e, where) for e, where in placed if e.family not in (TDM1, TDXD)]
-    if any(where == "unknown" for _e, where in others):
+    # T-DM1 too: adjuvant T-DM1 counts toward the early-recurrence test below, so an unplaced one
+    # may be the (neo)adjuvant therapy that changes the count (first-line-use says the same).
+    if any(where == "unknown" for _e, where in placed):
         ctx.notes.append(
             "Second-line (T-DXd preferred) check not applied: HER2-directed therapy on record has no date "
             "or intent that places it before or after the metastatic diagnosis."
