@@ -267,3 +267,11 @@ def test_tdm1_that_cannot_be_placed_is_said_now_that_adjuvant_tdm1_counts() -> N
         ctx = context(draft(), history)
         assert RULE.evaluate(ctx) == []
         assert any(note.startswith("Second-line (T-DXd preferred) check not applied") for note in ctx.notes)
+
+
+def test_the_card_names_only_the_adjuvant_therapy_within_the_window() -> None:
+    """The card says "(neo)adjuvant HER2-directed therapy (...) ending <= 12 months before recurrence":
+    it listed the neoadjuvant trastuzumab and pertuzumab that ended 16 months before it too."""
+    prior = one(evaluate(RULE, draft(), _after_adjuvant_tdm1(6))).facts["prior"]
+    assert "T-DM1" in prior
+    assert "trastuzumab (Herceptin" not in prior and "pertuzumab" not in prior

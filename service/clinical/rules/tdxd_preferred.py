@@ -101,7 +101,7 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     facts = {
         "prior": (
             "(neo)adjuvant HER2-directed therapy ("
-            + ", ".join(sorted({terminology.display(e.family) for e in early}))
+            + ", ".join(sorted({terminology.display(e.family) for e in _within_window(ctx, early)}))
             + ") ending ≤ "
             f"{knowledge.value('guideline.adjuvant-recurrence-window')['months']} months before recurrence"
             if early_recurrence
@@ -133,6 +133,19 @@ def _early_recurrence(ctx: RuleContext, early: list[TherapyEvent]) -> bool:
     since = ctx.record.metastatic_since
     months = ctx.params.knowledge.value("guideline.adjuvant-recurrence-window")["months"]
     return since is not None and course.early_recurrence(early, since, months) is True
+
+
+def _within_window(ctx: RuleContext, early: list[TherapyEvent]) -> list[TherapyEvent]:
+    """The (neo)adjuvant therapy that makes the recurrence early (_early_recurrence): still taken, or
+    last recorded ≤ 12 months before it. The card names these, not a course that ended long before."""
+    since = ctx.record.metastatic_since
+    months = ctx.params.knowledge.value("guideline.adjuvant-recurrence-window")["months"]
+    return [
+        e
+        for e in early
+        if e.still_taken
+        or (since is not None and e.last_date is not None and course.add_months(e.last_date, months) >= since)
+    ]
 
 
 def _suggestions(ctx: RuleContext) -> tuple[Suggestion, ...]:
