@@ -24,7 +24,7 @@ from service.clinical.findings import Params
 from service.clinical.orders import DraftOrder, parse_draft_orders
 from service.clinical.resources import as_dict, as_str, bundle_resources, read_bundle
 from service.fhir.client import FhirClient
-from service.fhir.resolve import DataNotObtainable, ResolvedData, resolve
+from service.fhir.resolve import DataNotObtainable, ResolvedData, key_label, resolve
 from service.issuers import is_loopback_host, normalise_base
 from service.protocol import validation
 
@@ -263,11 +263,13 @@ def _log_call(
     data: ResolvedData | None,
 ) -> None:
     store = current_app.config["STORE"]
+    # Bounded names only: a failed Medication read is "medication", never its (client-chosen) id.
+    failures = sorted({key_label(key) for key in data.failures}) if data else []
     if data is not None:
         metrics.prefetch_keys(
             data.prefetched_keys,
             data.fetched_keys,
-            sorted(data.failures),
+            failures,
             cached=data.cached_keys,  # reused from a call seconds ago (service/fhir/cache.py)
         )
     log.info(
@@ -279,7 +281,7 @@ def _log_call(
             "cards": [c["source"]["topic"]["code"] for c in cards],
             "prefetched": data.prefetched_keys if data else [],
             "fetched": data.fetched_keys if data else [],
-            "fetch_failures": sorted(data.failures) if data else [],
+            "fetch_failures": failures,
             "ms": round((time.monotonic() - started) * 1000, 1),
             **auth.log_fields(),
         },

@@ -35,6 +35,15 @@ from service.protocol import prefetch
 FHIR_ID = re.compile(r"(?=.*[A-Za-z0-9])[A-Za-z0-9\-.]{1,64}")
 
 
+def key_label(key: str) -> str:
+    """A key as metrics and logs may name it: a prefetch key, or "medication" for any Medication read.
+
+    A Medication read is keyed "Medication/<id>", an id the client's data chose: as a label it made
+    a new time series per id, and in a log line it is a resource id.
+    """
+    return "medication" if key.startswith("Medication/") else key
+
+
 class DataNotObtainable(Exception):
     """Data is needed and there is neither prefetch nor a FHIR server: answer 412."""
 
@@ -170,7 +179,7 @@ class _Fetcher:
 
     def done(self, key: str, query: str | None, result: FetchResult) -> None:
         """Count the query; keep a complete, successful search (never a prefetch continuation)."""
-        label = "medication" if key.startswith("Medication/") else key
+        label = key_label(key)
         if result.seconds > 0:
             metrics.observe_fhir_fetch(label, result.seconds)
         if not result.ok:
