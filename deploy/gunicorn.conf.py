@@ -7,7 +7,9 @@ threads per process keep a core busy; processes give isolation and use both core
 
 import ctypes
 import gc
+import logging
 import os
+import re
 
 worker_class = "gthread"
 # 16, measured with make bench (bench/RESULTS.md, "Threads per worker"). A call without prefetch
@@ -65,6 +67,35 @@ GC_THRESHOLDS = gc_thresholds(os.environ.get("TDM1_CDS_GC_THRESHOLDS", "50000,20
 # the bench), where nobody sets the variable.
 MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
+
+
+# gunicorn's own error log, at the "warning" level above, quotes what it could not parse: "Invalid
+# request from ip=…: Invalid HTTP request line: 'GET /x?patient=123 …'", or a header line with its
+# value ("Invalid HTTP Header: 'Authorization Bearer eyJ…'"). The kind of problem stays; the quoted
+# part goes. A request that fails in the app is logged with its URI: the path stays, the query goes.
+_INVALID_REQUEST = "Invalid request from ip="
+_QUOTED = re.compile(r"""[:'"]""")
+
+
+class WithholdRequestData(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(_INVALID_REQUEST):
+            where, _, error = message.partition(": ")
+            kind = _QUOTED.split(error, maxsplit=1)[0].strip()[:80]
+            withheld = " (detail withheld)" if kind != error else ""
+            record.msg, record.args = f"{where}: {kind}{withheld}", ()
+        elif message.startswith("Error handling request") and isinstance(record.args, tuple):
+            record.args = tuple(a.split("?", 1)[0] if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+WITHHOLD_REQUEST_DATA = WithholdRequestData()
+
+
+def on_starting(server):
+    """In the master, before any worker is forked: the workers inherit the filtered logger."""
+    logging.getLogger("gunicorn.error").addFilter(WITHHOLD_REQUEST_DATA)
 
 
 def limit_malloc_arenas() -> bool:

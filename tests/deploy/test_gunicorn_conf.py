@@ -127,3 +127,47 @@ def test_an_operators_malloc_arena_max_wins(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     conf = runpy.run_path(str(CONF))
     assert conf["limit_malloc_arenas"]() is False
+
+
+def _filtered(monkeypatch: pytest.MonkeyPatch, msg: str, *args: object) -> str:
+    import logging
+
+    record = logging.makeLogRecord({"name": "gunicorn.error", "msg": msg, "args": args})
+    assert _load(monkeypatch, None)["WITHHOLD_REQUEST_DATA"].filter(record) is True
+    return record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("error", "kept"),
+    [
+        (
+            "Invalid HTTP request line: 'GET /x?patient=pat-9 HTTP/1.1'",
+            "Invalid HTTP request line (detail withheld)",
+        ),
+        ("Invalid HTTP Header: 'Authorization Bearer eyJ.x.y'", "Invalid HTTP Header (detail withheld)"),
+        ("Invalid chunk size: b'pat-9'", "Invalid chunk size (detail withheld)"),
+        ("No more data after: b'pat-9'", "No more data after (detail withheld)"),
+        ("Request Line is too large (8190 > 4094)", "Request Line is too large (8190 > 4094)"),
+    ],
+)
+def test_gunicorn_names_a_request_it_cannot_parse_without_quoting_it(monkeypatch, error: str, kept: str):
+    line = _filtered(monkeypatch, f"Invalid request from ip=2001:db8::1: {error}")
+    assert line == f"Invalid request from ip=2001:db8::1: {kept}"
+
+
+def test_gunicorn_names_a_failed_request_by_its_path_without_the_query(monkeypatch):
+    line = _filtered(monkeypatch, "Error handling request %s %s", "GET", "/cds-services?patient=pat-9")
+    assert line == "Error handling request GET /cds-services"
+    assert _filtered(monkeypatch, "Worker exiting (pid: %s)", 12) == "Worker exiting (pid: 12)"
+
+
+def test_the_filter_is_on_gunicorns_error_log_before_workers_fork(monkeypatch):
+    import logging
+
+    conf = _load(monkeypatch, None)
+    logger = logging.getLogger("gunicorn.error")
+    try:
+        conf["on_starting"](server=None)
+        assert conf["WITHHOLD_REQUEST_DATA"] in logger.filters
+    finally:
+        logger.removeFilter(conf["WITHHOLD_REQUEST_DATA"])

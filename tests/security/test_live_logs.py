@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,30 @@ def test_full_run_logs_no_token_and_no_patient(tmp_path: Path, servers) -> None:
     forbidden = [ACCESS_TOKEN, PATIENT_ID, FAMILY, GIVEN, *tokens, *(t.split(".")[2] for t in tokens)]
     leaked = [secret for secret in forbidden if secret in log]
     assert leaked == []
+
+
+def _send_raw(base: str, request: bytes) -> bytes:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        return sock.recv(200)
+
+
+def test_requests_gunicorn_cannot_parse_are_logged_without_what_they_carried(tmp_path: Path) -> None:
+    # gunicorn's warning for an unparseable request quoted the bad part: the request line with its
+    # query string, a header line with its value (here a JWT sent without its colon).
+    jwt_like = "eyJhbGciOiJFUzM4NCJ9.eyJqdGkiOiJzZWNyZXQtand0In0.c2lnbmF0dXJlLXNlY3JldA"
+    process, base = start_server(tmp_path, workers=1)
+    try:
+        for raw in (
+            f"GET /cds-services?patient={PATIENT_ID}\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+            f"GET /cds-services HTTP/1.1\r\nHost: a\r\nAuthorization Bearer {jwt_like}\r\n\r\n",
+        ):
+            assert _send_raw(base, raw.encode()).startswith(b"HTTP/1.1 400")
+    finally:
+        stop_server(process)
+    log = (tmp_path / "server.log").read_text(errors="replace")
+    # Positive control: each refusal is still logged, with what kind of problem it was.
+    assert log.count("Invalid request from ip=127.0.0.1") == 2, log
+    assert "Invalid HTTP request line" in log and "Invalid HTTP Header" in log
+    assert [secret for secret in (PATIENT_ID, jwt_like, jwt_like[-20:]) if secret in log] == []
