@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from flask import current_app, request
+from werkzeug.exceptions import HTTPException
 
 from service.api import json_depth
 from service.api.errors import ApiError
@@ -30,7 +31,16 @@ def read_json() -> Any:
         raise ApiError(415, f"Content-Encoding {encoding!r} is not supported: send the body uncompressed.")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, f"Request body larger than {settings.max_body_bytes} bytes.")
-    raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds a body sent without a length
+    try:
+        raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds a body sent without a length
+    except HTTPException:
+        raise  # Werkzeug's own: 413 past MAX_CONTENT_LENGTH, 400 for a client that went away
+    except Exception:
+        # The server could not read the body as it was sent: gunicorn raises its parse errors (a
+        # malformed chunk size or terminator, a body cut short) from wsgi.input. They were a 500.
+        raise ApiError(
+            400, "Request body could not be read: malformed or incomplete chunked encoding."
+        ) from None
     if request.content_length is None and len(raw) > settings.max_body_bytes:
         # Werkzeug stops reading a length-less (chunked) body at MAX_CONTENT_LENGTH (the limit + 1)
         # without saying so: a body past the limit was cut, and must be refused as too large, not

@@ -91,6 +91,57 @@ def test_a_body_of_exactly_the_limit_is_read_with_or_without_a_length(tmp_path, 
             )
 
 
+class _BrokenBody:
+    """wsgi.input as gunicorn gives it for a body it cannot read as sent: reading raises its parse error."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def read(self, *_args: Any) -> bytes:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", ["InvalidChunkSize", "ChunkMissingTerminator", "NoMoreData"])
+@pytest.mark.parametrize("path", [SIGN, f"{SIGN}/feedback"])
+def test_a_body_the_server_cannot_read_is_400_not_500(tmp_path, error: str, path: str) -> None:
+    from gunicorn.http import errors
+    from werkzeug.test import EnvironBuilder
+
+    app = dev_app(tmp_path)
+    environ = EnvironBuilder(path=path, method="POST", content_type="application/json").get_environ()
+    environ.pop("CONTENT_LENGTH", None)  # chunked: no length, read until the server says the end
+    environ["wsgi.input_terminated"] = True
+    environ["wsgi.input"] = _BrokenBody(getattr(errors, error)(b"pat-9"))
+    statuses: list[str] = []
+    answer = b"".join(app(environ, lambda status, _headers: statuses.append(status)))
+    assert statuses[0].startswith("400"), statuses
+    assert json.loads(answer)["resourceType"] == "OperationOutcome" and b"pat-9" not in answer
+
+
+@pytest.mark.integration
+def test_a_malformed_chunked_body_through_gunicorn_is_400(tmp_path) -> None:
+    import socket
+
+    from tests.integration.conftest import start_server, stop_server
+
+    process, base = start_server(tmp_path, workers=1)
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(
+                f"POST {SIGN}/feedback HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\nnot-a-chunk-size\r\n".encode()
+            )
+            answer = b""
+            while b"}" not in answer and (chunk := sock.recv(4096)):  # the headers, then the body
+                answer += chunk
+    finally:
+        stop_server(process)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"OperationOutcome" in answer
+    assert "unhandled error" not in (tmp_path / "server.log").read_text(errors="replace")
+
+
 def test_nesting_depth_limit_is_configurable(tmp_path) -> None:
     request = sign_request(history=fb.metastatic_history())  # Bundle → entry → resource → ... ≈ 10 levels
     assert dev_app(tmp_path, max_json_depth=64).test_client().post(SIGN, json=request).status_code == 200
