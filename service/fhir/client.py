@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import re
 import threading
 import time
 import zlib
@@ -34,6 +35,28 @@ log = logging.getLogger("tdm1_cds.fhir")
 # urllib3 logs each request line at DEBUG, and FHIR search URLs carry the patient id: whatever level
 # an operator sets on the root logger, those lines must not be written.
 logging.getLogger("urllib3.connectionpool").setLevel(logging.WARNING)
+_URL_ARG = re.compile(r"(?P<origin>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s]*)[/?#]\S*")
+
+
+class _OriginOnly(logging.Filter):
+    """urllib3's warnings name the URL ("Failed to parse headers (url=…)" for a server's malformed
+    header): a search URL or a read (…/Patient/123) names the patient. The origin stays, to say
+    which server misbehaved; the path and query go. A bare path argument goes too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_origin_only(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _origin_only(text: str) -> str:
+    if text.startswith("/"):
+        return "/…"
+    return _URL_ARG.sub(r"\g<origin>/…", text)
+
+
+for _name in ("urllib3.connection", "urllib3.connectionpool", "urllib3.poolmanager"):
+    logging.getLogger(_name).addFilter(_OriginOnly())
 ACCEPT = "application/fhir+json, application/json;q=0.9"
 # gzip and nothing else, decoded by _read_body, which reads the body raw so that the deadline bounds
 # every read (requests, used before, offered "gzip, deflate" and then could not read it). FHIR JSON

@@ -414,3 +414,31 @@ def test_results_of_another_type_than_the_query_reads_fail_it(server: Server) ->
     server.json("/fhir/Observation?p=2", fb.searchset([fb.breast_cancer()]))
     client = FhirClient(server.base, TOKEN)
     assert not client.continue_paging("observations", first, deadline(), "Observation").ok
+
+
+def test_urllib3s_warnings_name_the_server_not_the_search(caplog: pytest.LogCaptureFixture) -> None:
+    # urllib3 warns "Failed to parse headers (url=…)" with the whole search URL, patient id and
+    # all, when a server sends a malformed header: written by any handler on the root logger.
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = json.dumps(fb.searchset([])).encode()
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/fhir+json\r\n"
+                b"Content-Length: %d\r\nnot a header line\r\n\r\n%s" % (len(body), body)
+            )
+
+    caplog.set_level("DEBUG")
+    with loopback_server(Handler) as base:
+        result = FhirClient(base, TOKEN).search(
+            "observations", "Observation?patient=pat-71qz&code=777-3", time.monotonic() + 5
+        )
+        origin = base.removesuffix("/fhir")
+    assert result.ok  # urllib3 reads on; only its warning was the problem
+    warnings = [r for r in caplog.records if r.name.startswith("urllib3") and r.levelname == "WARNING"]
+    assert warnings and origin in warnings[0].getMessage()  # still says which server misbehaved
+    assert "pat-71qz" not in caplog.text and "/Observation" not in caplog.text
