@@ -477,7 +477,7 @@ class Store:
         rows = [self._feedback_row(service_id, item, now) for item in items]
         # RETURNING tells a new row from a repeat on both databases (rowcount is -1 on some drivers).
         statement = _insert(self.engine, Feedback.__table__).returning(Feedback.id)
-        stored = 0
+        outcomes: list[tuple[str, bool]] = []
         with self.engine.begin() as connection:
             known = set(
                 connection.scalars(
@@ -486,10 +486,12 @@ class Store:
             )
             for row in rows:
                 row["known_card"] = row["card_uuid"] in known
-                new = connection.execute(statement, row).first() is not None
-                stored += new
-                metrics.feedback_received(row["outcome"], new)
-        return stored
+                outcomes.append((row["outcome"], connection.execute(statement, row).first() is not None))
+        # Counted once committed: a POST rolled back (and answered 503) stored nothing, and its
+        # retry is what stores the items, so counting them here too counted them twice as new.
+        for outcome, new in outcomes:
+            metrics.feedback_received(outcome, new)
+        return sum(new for _outcome, new in outcomes)
 
     @staticmethod
     def _feedback_row(service_id: str, item: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -239,3 +239,38 @@ def test_service_starts_and_answers_with_the_database_down(flaky_database) -> No
         assert app.config["STORE"].card(card["uuid"]) is not None
     finally:
         app.config["STORE"].close()
+
+
+def test_a_feedback_post_that_fails_midway_stores_and_counts_nothing(app: Flask) -> None:
+    """All or nothing: the first item's insert went through, the second's failed, the transaction
+    rolled back and the EHR was told 503. The counter had already counted the first as stored."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    client = app.test_client()
+    store: Store = app.config["STORE"]
+    cards = [client.post(HOOK, json=_card_request()).get_json()["cards"][0] for _ in range(2)]
+    body = {"feedback": [_overridden(card)["feedback"][0] for card in cards]}
+    inserts: list[str] = []
+
+    def second_insert_fails(_conn, _cursor, statement: str, *_args) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO FEEDBACK"):
+            inserts.append(statement)
+            if len(inserts) == 2:
+                raise OperationalError(statement, {}, Exception("database is locked"))
+
+    new = {"outcome": "overridden", "stored": "new"}
+    before = _sample("tdm1_cds_feedback_items_total", **new)
+    event.listen(store.engine, "before_cursor_execute", second_insert_fails)
+    try:
+        refused = client.post(FEEDBACK, json=body)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", second_insert_fails)
+    assert len(inserts) == 2  # the failure was where the test put it: after one row was written
+    assert refused.status_code == 503 and refused.is_json
+    assert [store.feedback_for(card["uuid"]) for card in cards] == [[], []]
+    assert _sample("tdm1_cds_feedback_items_total", **new) == before
+
+    retried = client.post(FEEDBACK, json=body)
+    assert retried.status_code == 200 and retried.get_json() == {"received": 2, "stored": 2}
+    assert _sample("tdm1_cds_feedback_items_total", **new) == before + 2
