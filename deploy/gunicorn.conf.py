@@ -127,6 +127,14 @@ def post_worker_init(worker):
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def worker_exit(server, worker):
+    """In the worker, as it stops (SIGTERM, a max_requests recycle): cards still waiting for the
+    database live in its memory only; write them now, or count them as dropped (Store.drain)."""
+    store = getattr(getattr(worker, "wsgi", None), "config", {}).get("STORE")
+    if store is not None:
+        store.drain()
+
+
 def child_exit(server, worker):
     """A worker is gone (crash, kill -9, recycle): its live-gauge files must not count any more.
     Counters and histograms it wrote stay in the sum, as Prometheus expects of counters."""

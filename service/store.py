@@ -10,8 +10,9 @@ cards per patient, the hookInstance is hashed too, a feedback's free-text commen
 may name the patient), only whether there was one, and a JWT's jti is kept as a plain hash.
 
 A database that is down must not break hook calls: issued cards that cannot be written wait in a
-bounded in-process backlog and are written with the next successful write (or readiness probe);
-feedback answers 503 so the EHR retries, and repeats are stored once.
+bounded in-process backlog and are written with the next successful write (or readiness probe,
+or as the worker stops: Store.drain); feedback answers 503 so the EHR retries, and repeats are
+stored once.
 """
 
 from __future__ import annotations
@@ -408,6 +409,21 @@ class Store:
                 return True
             written = self._write_batch(batch)
             return mine.written if mine is not None else written
+
+    def drain(self) -> int:
+        """When the process stops: one last write of the waiting cards. What still cannot be written
+        is lost with this process's memory; it is counted and logged as dropped, not lost unseen.
+        Returns how many cards were dropped."""
+        if not self._backlog:
+            return 0
+        self.flush_backlog()
+        with self._lock:
+            lost, self._backlog = list(self._backlog), deque()
+        dropped = sum(len(p.cards) for p in lost)
+        if dropped:
+            metrics.card_log_dropped(dropped)
+            log.error("card log backlog lost as the process stops", extra={"cards": dropped})
+        return dropped
 
     def _write_batch(self, batch: list[_PendingCards]) -> bool:
         try:

@@ -171,3 +171,21 @@ def test_the_filter_is_on_gunicorns_error_log_before_workers_fork(monkeypatch):
         assert conf["WITHHOLD_REQUEST_DATA"] in logger.filters
     finally:
         logger.removeFilter(conf["WITHHOLD_REQUEST_DATA"])
+
+
+def test_a_stopping_worker_drains_the_card_log_backlog(monkeypatch):
+    class Store:
+        drained = 0
+
+        def drain(self) -> int:
+            self.drained += 1
+            return 0
+
+    class Worker:
+        wsgi = type("App", (), {"config": {"STORE": Store()}})()
+
+    conf = _load(monkeypatch, None)
+    worker = Worker()
+    conf["worker_exit"](server=None, worker=worker)
+    assert worker.wsgi.config["STORE"].drained == 1
+    conf["worker_exit"](server=None, worker=object())  # no app loaded (it failed to start): nothing to do

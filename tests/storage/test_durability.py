@@ -137,3 +137,36 @@ def test_metrics_add_up_across_workers_even_after_they_die(tmp_path: Path) -> No
         assert _metric(text, "tdm1_cds_http_requests_total", route) == answered
     finally:
         stop_server(process)
+
+
+@pytest.mark.parametrize("flaky_database", ["postgresql"], indirect=True)
+def test_cards_issued_while_the_database_was_down_are_written_when_the_worker_stops(
+    flaky_database, tmp_path: Path
+) -> None:
+    """The card log's backlog lives in the worker's memory: a worker that stops (SIGTERM at a rolling
+    update, a max_requests recycle) with cards still waiting took them with it, uncounted."""
+    from service.store import IssuedCard
+    from tests import fhir_builders as fb
+
+    url, switch = flaky_database
+    process, base = start_server(tmp_path, {"TDM1_CDS_DATABASE_URL": url}, workers=1)
+    request = fb.hook_request(
+        "order-sign", drafts=[fb.medication_request()], history=fb.metastatic_history(prior_her2=False)
+    )
+    try:
+        switch.down()
+        response = requests.post(f"{base}/cds-services/tdm1-order-sign", json=request, timeout=30)
+        assert response.status_code == 200
+        (card,) = response.json()["cards"]
+        switch.up()  # back, but nothing writes the waiting card before the worker stops
+    finally:
+        stop_server(process)
+    log = (tmp_path / "server.log").read_text(errors="replace")
+    assert "card log write failed; cards kept for retry" in log  # it did wait in the backlog
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            logged = set(connection.scalars(select(IssuedCard.uuid)))
+    finally:
+        engine.dispose()
+    assert card["uuid"] in logged

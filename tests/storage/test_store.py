@@ -264,6 +264,34 @@ def test_backlog_is_bounded_and_counts_what_it_drops(tmp_path) -> None:
         store.close()
 
 
+@pytest.mark.parametrize("flaky_database", ["sqlite", "postgresql"], indirect=True)
+def test_a_stopping_process_writes_its_waiting_cards_or_counts_them_dropped(flaky_database) -> None:
+    from prometheus_client import REGISTRY
+
+    url, switch = flaky_database
+    store = Store(url, retry_after_seconds=60)
+    try:
+        assert store.ping()
+        switch.down()
+        store.engine.dispose()
+        for name in ("c-a", "c-b"):
+            store.log_cards("tdm1-order-sign", "order-sign", PATIENT, HOOK_INSTANCE, [card(name)])
+        switch.up()
+        assert store.drain() == 0  # back: written now, though the retry pause has not passed
+        assert store.backlog_size == 0 and store.card("c-a") is not None and store.card("c-b") is not None
+
+        switch.down()
+        store.engine.dispose()
+        store.log_cards("tdm1-order-sign", "order-sign", PATIENT, HOOK_INSTANCE, [card("c-lost")])
+        before = REGISTRY.get_sample_value("tdm1_cds_card_log_dropped_total") or 0.0
+        assert store.drain() == 1  # still down: lost with the process, but counted
+        assert store.backlog_size == 0
+        assert REGISTRY.get_sample_value("tdm1_cds_card_log_dropped_total") == before + 1
+        switch.up()
+    finally:
+        store.close()
+
+
 def test_unusable_database_url_is_a_settings_error() -> None:
     from service.settings import SettingsError
 
