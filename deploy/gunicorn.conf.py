@@ -79,7 +79,10 @@ _QUOTED = re.compile(r"""[:'"]""")
 
 class WithholdRequestData(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that cannot be formatted: the handler reports it, as before
+            return True
         if message.startswith(_INVALID_REQUEST):
             where, _, error = message.partition(": ")
             kind = _QUOTED.split(error, maxsplit=1)[0].strip()[:80]

@@ -156,9 +156,13 @@ def test_gunicorn_names_a_request_it_cannot_parse_without_quoting_it(monkeypatch
 
 
 def test_gunicorn_names_a_failed_request_by_its_path_without_the_query(monkeypatch):
+    import logging
+
     line = _filtered(monkeypatch, "Error handling request %s %s", "GET", "/cds-services?patient=pat-9")
     assert line == "Error handling request GET /cds-services"
     assert _filtered(monkeypatch, "Worker exiting (pid: %s)", 12) == "Worker exiting (pid: 12)"
+    record = logging.makeLogRecord({"name": "gunicorn.error", "msg": "two %s %s", "args": ("one",)})
+    assert _load(monkeypatch, None)["WITHHOLD_REQUEST_DATA"].filter(record) is True  # not raised here
 
 
 def test_the_filter_is_on_gunicorns_error_log_before_workers_fork(monkeypatch):
