@@ -225,12 +225,26 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
     data.notes += records.notes_on(record)
     params: Params = current_app.config["PARAMS"]
     if hook in ORDER_HOOKS:
+        known_medications = {**record.medications, **draft_medications}
         if records.unresolved_medication_ids([o.resource for o in orders], prefetched_medications):
             # Some draft named a Medication that only the FHIR server had: identify it again.
-            orders = parse_draft_orders(
-                draft_bundle, selections, terminology, {**record.medications, **draft_medications}
-            )
-        findings = engine.evaluate_orders(hook, record, orders, now, params, notes=data.notes)  # type: ignore[arg-type]
+            orders = parse_draft_orders(draft_bundle, selections, terminology, known_medications)
+        unidentified = [
+            o.reference or "a draft order without an id"
+            for o in orders
+            if o.selected
+            and not o.is_lookalike
+            and records.unresolved_medication_ids([o.resource], known_medications)
+        ]
+        findings = engine.evaluate_orders(
+            hook,  # type: ignore[arg-type]
+            record,
+            orders,
+            now,
+            params,
+            notes=data.notes,
+            unidentified=unidentified,
+        )
     else:
         findings = engine.evaluate_patient_view(record, now, params, notes=data.notes)
     cards = [render(f, current_app.config["CARD_CONTENT"], params.knowledge) for f in findings]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -115,14 +115,28 @@ def evaluate_orders(
     now: datetime,
     params: Params,
     notes: list[str] | None = None,
+    unidentified: Sequence[str] = (),
 ) -> list[Finding]:
-    """Cards for order-select / order-sign: only for selected T-DM1 orders and its look-alikes."""
+    """Cards for order-select / order-sign: only for selected T-DM1 orders and its look-alikes.
+
+    `unidentified`: selected orders whose drug could not be told, because the Medication they name
+    could not be read (the fetch failed, or nobody sent it). Such an order may be T-DM1: silence
+    would pass for "checked, nothing wrong", so a data-unavailable card says so.
+    """
     targets = [o for o in orders if o.selected and o.is_lookalike]
+    unknown_drug = (
+        [
+            f"The drug of {', '.join(unidentified)} could not be identified: the Medication it names could "
+            "not be read. If it is T-DM1, trastuzumab or T-DXd, no check was applied to it."
+        ]
+        if unidentified
+        else []
+    )
     if not targets:
-        return []
+        return _data_unavailable({}, unknown_drug)
     findings: list[tuple[int, Finding]] = []
     skipped: dict[str, set[str]] = {}
-    notes = list(notes or [])
+    notes = [*(notes or []), *unknown_drug]
     for index, order in enumerate(targets):
         ctx = order_context(hook, record, order, orders, now, params, notes)
         for rule in _order_rules(order.family):

@@ -226,6 +226,32 @@ def test_a_draft_returned_by_the_server_is_not_history_whose_medication_is_unrea
     assert "data-unavailable" not in codes(response)
 
 
+def test_a_draft_whose_medication_cannot_be_read_is_said_not_passed_over(roomy, client) -> None:
+    """The draft names its drug only by Medication/m-draft, which the server fails to return: it may
+    be T-DM1. The answer was {"cards": []}, as for an unrelated order that had been checked."""
+    medication = {"resourceType": "Medication", "id": "m-draft", "code": fb.medication_concept("tdm1")}
+    draft = fb.medication_request("tdm1", rid="draft-1")
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = {"reference": "Medication/m-draft"}
+    data = data_for(fb.metastatic_history(prior_her2=False))
+    data["Medication"] = medication
+    for mode in ("500", "hang", None):
+        state = StubState(data=data, token=TOKEN, modes={"Medication": mode} if mode else {})
+        request = fb.hook_request("order-sign", drafts=[draft])
+        del request["prefetch"]
+        request["fhirAuthorization"] = fb.fhir_authorization(TOKEN)
+        with fhir_stub(state) as base_url:
+            request["fhirServer"] = base_url
+            response = call(client, request)
+        assert response.status_code == 200
+        if mode is None:  # read: it is T-DM1 with no prior HER2 therapy
+            assert "first-line-use" in codes(response) and "data-unavailable" not in codes(response)
+            continue
+        assert codes(response) == ["data-unavailable"], mode
+        card = unavailable_card(response)
+        assert "The drug of MedicationRequest/draft-1 could not be identified" in card["detail"]
+
+
 def test_queries_run_side_by_side(roomy, client) -> None:
     # The server answers only once all six queries are waiting: a client asking one after another
     # would break the barrier (10 s) and get 500s. No clock is read by the assertion.
