@@ -54,6 +54,7 @@ class VerifiedClient:
     issuer: Issuer
     tenant: str | None
     jti: str
+    replay_key: str = ""  # the key its jti was remembered under (release_token)
 
     def log_fields(self) -> dict[str, Any]:
         return {"iss": self.issuer.iss, "tenant": self.tenant, "jti": self.jti}
@@ -70,6 +71,9 @@ class ReplayCache(Protocol):
     """
 
     def first_use(self, key: str, expires_at: float) -> bool: ...
+
+    def forget(self, key: str) -> None:
+        """The call this key's token made did not take effect (release_token): it may come again."""
 
 
 class MemoryReplayCache:
@@ -95,6 +99,10 @@ class MemoryReplayCache:
             heapq.heappush(self._expiry, (expires_at, key))
             return True
 
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._seen.pop(key, None)  # its heap entry stays; the expiry sweep skips a missing key
+
 
 class StoreReplayCache:
     """The replay cache in the service database (service/store.py), shared by every worker and replica."""
@@ -107,6 +115,9 @@ class StoreReplayCache:
             return bool(self._store.remember_jti(key, datetime.fromtimestamp(expires_at, UTC)))
         except Exception as exc:  # the store says why in its own log; refuse rather than risk a replay
             raise ReplayCacheUnavailable(type(exc).__name__) from None
+
+    def forget(self, key: str) -> None:
+        self._store.forget_jti(key)
 
 
 class ReplayCacheUnavailable(Exception):
@@ -287,7 +298,7 @@ class Verifier:
         replay_key = hashlib.sha256(f"{issuer.iss}\x00{jti}".encode()).hexdigest()
         if not self.replay.first_use(replay_key, expires + settings.jwt_leeway_seconds):
             raise AuthError("replay")
-        return VerifiedClient(issuer=issuer, tenant=tenant, jti=jti)
+        return VerifiedClient(issuer=issuer, tenant=tenant, jti=jti, replay_key=replay_key)
 
 
 def expected_audiences(settings: Settings) -> list[str]:
@@ -304,6 +315,21 @@ def is_protected(path: str) -> bool:
 def current_client() -> VerifiedClient | None:
     """The verified caller of this request; None in dev mode (unauthenticated by design)."""
     return g.get("cds_client")
+
+
+def release_token() -> None:
+    """Forget this request's jti: the call failed without effect (feedback answered 503), and a
+    client retrying it with the same JWT, as an HTTP retry does, must not be refused as a replay and
+    lose the feedback. Only a call that changed nothing may be released, and only by itself. Best
+    effort: a database still down keeps the jti, and the retry is refused as before."""
+    client = current_client()
+    verifier = current_app.config.get("AUTH_VERIFIER")
+    if client is None or not client.replay_key or verifier is None:
+        return
+    try:
+        verifier.replay.forget(client.replay_key)
+    except Exception as exc:
+        log.warning("jti not released", extra={"error": type(exc).__name__, "path": request.path})
 
 
 def log_fields() -> dict[str, Any]:

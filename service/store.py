@@ -560,6 +560,16 @@ class Store:
             raise StoreUnavailable("the replay cache is unavailable") from exc
         return new
 
+    def forget_jti(self, jti: str, issuer: str = "") -> None:
+        """Forget a remembered (issuer, jti), as remember_jti keys it: its call had no effect."""
+        self._require_schema()
+        key = hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(delete(JwtReplay).where(JwtReplay.key == key))
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable("the replay cache is unavailable") from exc
+
     def close(self) -> None:
         self.engine.dispose()
 

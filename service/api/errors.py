@@ -33,6 +33,9 @@ class ApiError(Exception):
         self.details = details or []
 
 
+RETRY_AFTER_SECONDS = "2"
+
+
 def outcome(status: int, message: str = "", details: list[str] | None = None) -> dict[str, Any]:
     issue: dict[str, Any] = {"severity": "error", "code": ISSUE_CODES.get(status, "processing")}
     if message:
@@ -45,6 +48,9 @@ def outcome(status: int, message: str = "", details: list[str] | None = None) ->
 def error_response(status: int, message: str = "", details: list[str] | None = None) -> Response:
     response = jsonify(outcome(status, message, details))
     response.status_code = status
+    if status == 503:
+        # RFC 9110 §10.2.3: when to retry. Every 503 here is transient (database, replay cache).
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 
 

@@ -6,6 +6,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify
 
+from service import auth
 from service.api import body
 from service.api.errors import ApiError
 from service.api.services import REGISTRY
@@ -28,6 +29,7 @@ def feedback(service_id: str):
         stored = store.save_feedback(service_id, document["feedback"])
     except Exception as exc:
         log.error("feedback write failed", extra={"error": type(exc).__name__, "service": service_id})
+        auth.release_token()  # nothing was stored: the retry, with the same JWT or not, stores it
         raise ApiError(503, "Feedback could not be stored; please retry.") from None
     log.info("feedback", extra={"service": service_id, "items": len(document["feedback"]), "new": stored})
     return jsonify({"received": len(document["feedback"]), "stored": stored}), 200

@@ -328,3 +328,40 @@ def test_an_error_inside_verification_fails_closed(prod_app, es_key: SigningKey)
 
     prod_app.config["AUTH_VERIFIER"].jwks.key = broken
     assert_bare_401(post_sign(prod_app.test_client(), support.mint(es_key, aud(SIGN))))
+
+
+def test_feedback_refused_503_can_be_retried_with_the_same_token(
+    prod_app, es_key: SigningKey, monkeypatch
+) -> None:
+    """Its jti was remembered before the write failed: an HTTP retry of the same request, same JWT,
+    was refused as a replay (401) and the feedback was lost. A 503 now releases the jti."""
+    client = prod_app.test_client()
+    store = prod_app.config["STORE"]
+    real_save = store.save_feedback
+    failures = iter([RuntimeError("database is locked")])
+
+    def save_once_failing(*args: Any, **kwargs: Any) -> int:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(store, "save_feedback", save_once_failing)
+    feedback = {
+        "feedback": [
+            {
+                "card": "0b7c1b7e-4bd5-4e77-9c1a-000000000002",
+                "outcome": "overridden",
+                "outcomeTimestamp": fb.iso(fb.NOW),
+            }
+        ]
+    }
+    token = support.mint(es_key, aud(FEEDBACK))
+    refused = client.post(FEEDBACK, json=feedback, headers=bearer(token))
+    assert refused.status_code == 503 and refused.is_json
+    assert refused.headers["Retry-After"] == "2"
+    retried = client.post(FEEDBACK, json=feedback, headers=bearer(token))
+    assert retried.status_code == 200
+    assert retried.get_json() == {"received": 1, "stored": 1}
+    # Stored now: the same token again is a replay, as before.
+    assert_bare_401(client.post(FEEDBACK, json=feedback, headers=bearer(token)))

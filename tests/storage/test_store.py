@@ -113,6 +113,16 @@ def test_same_feedback_twice_is_stored_once(store: Store) -> None:
     assert all(row.known_card for row in store.feedback_for("c-1"))
 
 
+def test_a_forgotten_jti_may_be_used_again_and_only_that_one(store: Store) -> None:
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    issuer = "https://ehr.example.org"
+    assert store.remember_jti("jti-f", later, issuer=issuer) is True
+    assert store.remember_jti("jti-g", later, issuer=issuer) is True
+    store.forget_jti("jti-f", issuer=issuer)
+    assert store.remember_jti("jti-f", later, issuer=issuer) is True
+    assert store.remember_jti("jti-g", later, issuer=issuer) is False
+
+
 def test_feedback_keeps_long_override_codes(store: Store) -> None:
     """Codes are the client's free choice: a long one must not be a database error (a 503 it caused)."""
     code = "x" * 600
