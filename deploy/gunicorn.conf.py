@@ -11,9 +11,7 @@ import logging
 import os
 import re
 
-# gthread, accepting no more than its share of the open connections (service/fair_worker.py): the
-# plain race to accept left splits of 0/16, one process serving all on one core while one idled.
-worker_class = "service.fair_worker.FairThreadWorker"
+worker_class = "gthread"
 # 16, measured with make bench (bench/RESULTS.md, "Threads per worker"). A call without prefetch
 # holds its thread while its FHIR queries wait (~110 ms): with 16 connections and 2 workers, 4
 # threads queued them (no-prefetch p50 340 ms), 8 still did (191 ms), 16 did not (135-143 ms). Once
@@ -117,13 +115,6 @@ def limit_malloc_arenas() -> bool:
     return mallopt(_M_ARENA_MAX, MALLOC_ARENAS) == 1
 
 
-def pre_fork(server, worker):
-    """In the master: the worker's slot in the connection count the workers share."""
-    from service import fair_worker
-
-    fair_worker.assign_slot(worker)
-
-
 def post_fork(server, worker):
     """In the new worker, before its threads exist: arenas are created as threads first allocate."""
     limit_malloc_arenas()
@@ -149,11 +140,7 @@ def worker_exit(server, worker):
 
 def child_exit(server, worker):
     """A worker is gone (crash, kill -9, recycle): its live-gauge files must not count any more.
-    Counters and histograms it wrote stay in the sum, as Prometheus expects of counters. Its
-    connections are closed: its slot in the shared connection count is freed."""
-    from service import fair_worker
-
-    fair_worker.release_slot(worker)
+    Counters and histograms it wrote stay in the sum, as Prometheus expects of counters."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
