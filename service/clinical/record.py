@@ -566,12 +566,15 @@ def _issued_result(resource: dict[str, Any], kind: str, rid: str) -> Result | No
     if all(resource.get(name) is None for name in _EFFECTIVE_ELEMENTS):
         return result
     problem = f"{MISDATED}; issued {when.date().isoformat()}"
-    if result.problem:
-        problem = f"{result.problem}; {problem}"
+    return _with_problem(result, f"{result.problem}; {problem}" if result.problem else problem)
+
+
+def _with_problem(result: Result, problem: str) -> Result:
+    """The same result, unreadable for `problem` (which says any problem it had already)."""
     return _result(
-        kind,
-        when,
-        rid,
+        result.kind,
+        result.when,
+        result.resource_id,
         result.value,
         result.unit,
         result.uln,
@@ -599,20 +602,7 @@ def _preliminary(result: Result, problem: str = PRELIMINARY) -> Result:
     if result.value is not None:
         uln = f" (ULN {result.uln:g} {result.unit})" if result.uln else ""
         problem = f"{problem}: {_shown(result)}{uln} on {result.when.date().isoformat()}"
-    if result.problem:
-        problem = f"{problem}; {result.problem}"
-    return _result(
-        result.kind,
-        result.when,
-        result.resource_id,
-        result.value,
-        result.unit,
-        result.uln,
-        problem,
-        result.uln_problem,
-        result.absent_reason,
-        result.comparator,
-    )
+    return _with_problem(result, f"{problem}; {result.problem}" if result.problem else problem)
 
 
 # data-absent-reason codes (http://terminology.hl7.org/CodeSystem/data-absent-reason) by which a value
