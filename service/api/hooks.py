@@ -145,7 +145,10 @@ def _quick_silence(orders: list[DraftOrder], draft_medications: dict[str, dict[s
     if any(o.is_lookalike for o in orders):
         return False
     unresolved = records.unresolved_medication_ids([o.resource for o in orders], draft_medications)
-    return not unresolved
+    # A selected draft naming a contained Medication that is not there: the card says so.
+    return not unresolved and not any(
+        o.selected and records.unidentified_drug(o.resource, draft_medications) for o in orders
+    )
 
 
 def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> dict[str, Any]:
@@ -232,9 +235,7 @@ def _evaluate(declaration: ServiceDeclaration, request_body: dict[str, Any]) -> 
         unidentified = [
             o.reference or "a draft order without an id"
             for o in orders
-            if o.selected
-            and not o.is_lookalike
-            and records.unresolved_medication_ids([o.resource], known_medications)
+            if o.selected and not o.is_lookalike and records.unidentified_drug(o.resource, known_medications)
         ]
         findings = engine.evaluate_orders(
             hook,  # type: ignore[arg-type]

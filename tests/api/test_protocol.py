@@ -592,3 +592,35 @@ def test_identity_content_encoding_is_read_as_is(client: FlaskClient) -> None:
         headers={"Content-Encoding": "identity"},
     )
     assert response.status_code == 200 and "cards" in response.get_json()
+
+
+def _draft_by_reference(reference: dict[str, Any], rid: str = "d1") -> dict[str, Any]:
+    draft = fb.medication_request(rid=rid)
+    del draft["medicationCodeableConcept"]
+    draft["medicationReference"] = reference
+    return draft
+
+
+def test_an_order_whose_unread_medication_is_named_by_display_as_another_drug_gets_no_card(
+    client: FlaskClient, frozen_now
+) -> None:
+    """The Medication was not sent, but the reference's display names the drug: ondansetron, no
+    T-DM1 or look-alike, so no card at all (the card contract), as for history entries so named."""
+    draft = _draft_by_reference({"reference": "Medication/ond", "display": "ondansetron 8 mg tablet"})
+    body = fb.hook_request("order-sign", drafts=[draft], history=fb.metastatic_history(prior_her2=False))
+    assert post(client, "tdm1-order-sign", body).get_json() == {"cards": []}
+
+
+def test_a_draft_naming_a_contained_medication_that_is_not_there_is_said(
+    client: FlaskClient, frozen_now
+) -> None:
+    """medicationReference #kad with no contained Medication kad: the drug cannot be told, and it
+    may be T-DM1; the answer was {"cards": []}, as for an order that had been checked."""
+    draft = _draft_by_reference({"reference": "#kad"})
+    body = fb.hook_request("order-sign", drafts=[draft], history=fb.metastatic_history(prior_her2=False))
+    response = post(client, "tdm1-order-sign", body)
+    assert codes(response) == {"data-unavailable"}
+    assert (
+        "The drug of MedicationRequest/d1 could not be identified"
+        in response.get_json()["cards"][0]["detail"]
+    )
