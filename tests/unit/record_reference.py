@@ -513,10 +513,14 @@ def _comparator(
 # card saying there was none. It is kept unreadable, its value as reported, ULN and date leading the
 # problem, to be named and never graded. One recording no value stays no measurement. A preliminary
 # HER2, disease status or stage result is still dropped (build).
-def _preliminary(result: Result) -> Result:
+# Deliberate change, 2026-12-01 (unknown): one of status unknown ("the source system does not know
+# which of the status values applies") takes the same path, its problem led by "status unknown".
+_NAMED_STATUS_PROBLEMS = {"preliminary": "preliminary, not final", "unknown": "status unknown"}
+
+
+def _preliminary(result: Result, problem: str = "preliminary, not final") -> Result:
     if result.absent_reason:
         return result
-    problem = "preliminary, not final"
     if result.value is not None:
         value = result.value
         if result.comparator == "<":
@@ -835,11 +839,11 @@ def build(
                 therapy.append(event)
         elif rtype == "Observation":
             status = as_str(resource.get("status"))
-            if status not in VALID_OBSERVATION_STATUSES and status != "preliminary":
+            if status not in VALID_OBSERVATION_STATUSES and status not in _NAMED_STATUS_PROBLEMS:
                 continue
             pairs = codings(resource.get("code"))
             kind = terminology.observation_kind(pairs)
-            if status == "preliminary" and kind not in _NAMES:
+            if status in _NAMED_STATUS_PROBLEMS and kind not in _NAMES:
                 continue  # HER2, disease status, stage: final results only, as before
             if kind == "disease_status":
                 when, _ = effective_time(resource)
@@ -867,8 +871,8 @@ def build(
                         unlinked.append((name, effective_time(resource)[0]))
             elif kind:
                 result = _observation_result(resource, kind)
-                if result and status == "preliminary":
-                    result = _preliminary(result)
+                if result and status in _NAMED_STATUS_PROBLEMS:
+                    result = _preliminary(result, _NAMED_STATUS_PROBLEMS[status])
                 if result:
                     results.setdefault(kind, []).append(result)
                 else:

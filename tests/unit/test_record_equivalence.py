@@ -653,6 +653,8 @@ def edge_history() -> list[dict[str, Any]]:
         _with(fb.absent_observation("lvef", when), id="absent-text", dataAbsentReason={"text": "declined"}),
         fb.observation("lvef", 0.55, when, unit="1"),
         fb.observation("ast", 50, when, status="preliminary"),
+        _with(fb.observation("platelets", 40_000, when, status="unknown"), id="status-unknown"),
+        _with(her2, id="her2-status-unknown", status="unknown"),
         her2,
         progression,
         statement,
