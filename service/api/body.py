@@ -16,6 +16,13 @@ from service.api.errors import ApiError
 JSON_TYPES = {"application/json", "application/fhir+json", "application/json+fhir"}
 
 
+try:  # gunicorn's errors for a body it cannot parse; NoMoreData and socket errors are OSErrors
+    from gunicorn.http.errors import ParseException as _ParseException
+except ImportError:  # another WSGI server: its body errors (Werkzeug's dechunker's too) are OSErrors
+    _ParseException = OSError  # type: ignore[assignment,misc]
+_UNREADABLE_BODY = (OSError, _ParseException)
+
+
 # Python's json reads these; JSON does not. orjson refuses them: the message names the token.
 _NOT_JSON_TOKENS = (b"NaN", b"-Infinity", b"Infinity")
 
@@ -35,9 +42,10 @@ def read_json() -> Any:
         raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH bounds a body sent without a length
     except HTTPException:
         raise  # Werkzeug's own: 413 past MAX_CONTENT_LENGTH, 400 for a client that went away
-    except Exception:
+    except _UNREADABLE_BODY:
         # The server could not read the body as it was sent: gunicorn raises its parse errors (a
         # malformed chunk size or terminator, a body cut short) from wsgi.input. They were a 500.
+        # Anything else raised here (a bug, MemoryError) is the server's: a 500, logged as such.
         raise ApiError(
             400, "Request body could not be read: malformed or incomplete chunked encoding."
         ) from None

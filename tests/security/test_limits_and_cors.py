@@ -308,3 +308,20 @@ def test_settings_the_service_cannot_run_with_stop_it_at_start(variable: str, ra
 
 def test_port_0_the_systems_pick_of_a_free_port_is_accepted() -> None:
     assert from_env({"TDM1_CDS_PORT": "0", "TDM1_CDS_DEV": "1"}).port == 0
+
+
+@pytest.mark.parametrize("error", [TypeError("a bug"), MemoryError()])
+def test_a_server_fault_reading_the_body_is_not_blamed_on_the_client(tmp_path, error: Exception) -> None:
+    """Only what a client's body can cause (gunicorn's parse errors, an I/O error on the socket) is
+    a 400: a fault of the server's own (a bug, memory exhausted) stays a 500, logged as unhandled,
+    not a 400 telling the EHR its request was malformed."""
+    from werkzeug.test import EnvironBuilder
+
+    app = dev_app(tmp_path)
+    environ = EnvironBuilder(path=SIGN, method="POST", content_type="application/json").get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input_terminated"] = True
+    environ["wsgi.input"] = _BrokenBody(error)
+    statuses: list[str] = []
+    b"".join(app(environ, lambda status, _headers: statuses.append(status)))
+    assert statuses[0].startswith("500"), statuses
