@@ -55,6 +55,9 @@ from service import metrics
 from service.settings import SettingsError
 
 log = logging.getLogger("tdm1_cds.store")
+# How long a stopping worker waits for its last card-log write (drain): well inside gunicorn's
+# graceful_timeout (20 s), so the worker can still count what it could not write.
+DRAIN_SECONDS = 5.0
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any constant will do: it only has to be the same for every replica.
 _MIGRATION_LOCK_ID = 0x7D41C05
@@ -410,13 +413,19 @@ class Store:
             written = self._write_batch(batch)
             return mine.written if mine is not None else written
 
-    def drain(self) -> int:
+    def drain(self, timeout: float = DRAIN_SECONDS) -> int:
         """When the process stops: one last write of the waiting cards. What still cannot be written
         is lost with this process's memory; it is counted and logged as dropped, not lost unseen.
-        Returns how many cards were dropped."""
+        Returns how many cards were dropped.
+
+        The write gets `timeout` seconds: a database that hangs (no answer, a lock held) would
+        otherwise hold the worker until gunicorn kills it, and the cards would go uncounted. A
+        batch still being written then stays in the backlog, so it is counted as dropped."""
         if not self._backlog:
             return 0
-        self.flush_backlog()
+        writer = threading.Thread(target=self._flush_quietly, name="card-log-drain", daemon=True)
+        writer.start()
+        writer.join(timeout)
         with self._lock:
             lost, self._backlog = list(self._backlog), deque()
         dropped = sum(len(p.cards) for p in lost)
@@ -424,6 +433,12 @@ class Store:
             metrics.card_log_dropped(dropped)
             log.error("card log backlog lost as the process stops", extra={"cards": dropped})
         return dropped
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush_backlog()
+        except Exception as exc:  # what is left in the backlog is counted by drain
+            log.error("card log drain write failed", extra={"error": type(exc).__name__})
 
     def _write_batch(self, batch: list[_PendingCards]) -> bool:
         try:

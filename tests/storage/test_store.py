@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -397,3 +398,30 @@ def test_database_errors_are_logged_without_the_url_or_ids(caplog: pytest.LogCap
     logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "card log write failed" in logged
     assert "pw-s3cr3t" not in logged and PATIENT not in logged and HOOK_INSTANCE not in logged
+
+
+def test_a_stopping_process_waits_for_a_hung_database_only_so_long(tmp_path) -> None:
+    """drain had no bound: a database that hangs held the worker until gunicorn killed it, and the
+    cards it could not write went uncounted. It now waits `timeout`, then counts them dropped."""
+    from prometheus_client import REGISTRY
+
+    store = Store(f"sqlite:///{tmp_path}/hung.sqlite3", retry_after_seconds=60)
+    release = threading.Event()
+    try:
+        store._write_batch = lambda batch: False  # the database is down: the cards wait
+        store.log_cards("tdm1-order-sign", "order-sign", PATIENT, HOOK_INSTANCE, [card("c-hung")])
+        assert store.backlog_size == 1
+
+        def hangs(batch):
+            release.wait(30)
+            return False
+
+        store._write_batch = hangs  # and now it hangs instead of answering
+        before = REGISTRY.get_sample_value("tdm1_cds_card_log_dropped_total") or 0.0
+        started = time.monotonic()
+        assert store.drain(timeout=0.3) == 1
+        assert time.monotonic() - started < 5
+        assert REGISTRY.get_sample_value("tdm1_cds_card_log_dropped_total") == before + 1
+    finally:
+        release.set()
+        store.close()
