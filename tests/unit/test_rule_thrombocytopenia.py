@@ -11,6 +11,7 @@ from service.clinical import knowledge
 from service.clinical.record import ALL_CATEGORIES, MEDICATION_HISTORY
 from service.clinical.rules.thrombocytopenia import RULE, evaluate
 from tests import fhir_builders as fb
+from tests.unit.label_a_helpers import render
 from tests.unit.label_b_helpers import ORDER_ID, context, early, metastatic, unknown
 from tests.unit.rule_helpers import on_order, on_patient_view, rule_ids
 
@@ -233,6 +234,16 @@ def test_a_newer_preliminary_count_neither_clears_nor_replaces_a_final_low_one()
     assert finding.facts["unreadable"] == (
         " A newer count (2026-11-25) could not be read: preliminary, not final: 210,000/mm3 on 2026-11-25."
     )
+
+
+def test_a_held_over_count_behind_an_unreadable_newer_one_does_not_say_none_newer() -> None:
+    """The summary said "none newer" beside the detail's "a newer count ... could not be read"."""
+    newer = fb.observation("platelets", 210, fb.ago(hours=2), status="preliminary")
+    (finding,) = evaluate(context(metastatic(PRIOR_DOSE, old_count(30), newer)))
+    assert finding.facts["none_newer"] == " (4 days before the dose, newer unreadable)"
+    assert "A newer count (2026-11-25) could not be read" in finding.facts["unreadable"]
+    summary = render(finding)["summary"]
+    assert "newer unreadable" in summary and not summary.endswith("…")
 
 
 def test_amended_result_counts() -> None:

@@ -88,7 +88,11 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
                 "earlier": _earlier_text(earlier),
                 "held_over": _held_over_text(ctx, result, band) if held_over else "",
                 "none_newer": (
-                    f" ({(ctx.at - result.when).days} days before the dose, none newer)" if held_over else ""
+                    # Beside "a newer count could not be read", "none newer" contradicted the card.
+                    f" ({(ctx.at - result.when).days} days before the dose, "
+                    f"{'newer unreadable' if newer_unreadable else 'none newer'})"
+                    if held_over
+                    else ""
                 ),
                 "unreadable": (
                     f" A newer count ({tables.day(newer_unreadable[0].when)}) could not be read: "
