@@ -120,14 +120,14 @@ def evaluate_orders(
     """Cards for order-select / order-sign: only for selected T-DM1 orders and its look-alikes.
 
     `unidentified`: selected orders whose drug could not be told, because the Medication they name
-    could not be read (the fetch failed, or nobody sent it). Such an order may be T-DM1: silence
+    could not be read (the fetch failed, or nobody sent it) or names no drug (no code, no text). Such an order may be T-DM1: silence
     would pass for "checked, nothing wrong", so a data-unavailable card says so.
     """
     targets = [o for o in orders if o.selected and o.is_lookalike]
     unknown_drug = (
         [
             f"The drug of {', '.join(unidentified)} could not be identified: the Medication it names could "
-            "not be read. If it is T-DM1, trastuzumab or T-DXd, no check was applied to it."
+            "not be read, or carries no code. If it is T-DM1, trastuzumab or T-DXd, no check was applied to it."
         ]
         if unidentified
         else []

@@ -453,23 +453,14 @@ def unresolved_medication_ids(resources: Iterable[dict[str, Any]], medications: 
 
 
 def unidentified_drug(resource: dict[str, Any], medications: dict[str, Any]) -> bool:
-    """An order that names its drug only through a Medication not at hand: a reference to one that
-    was not read (medications), or to a contained one that is not there. A reference whose display
-    names the drug is identified by that text, as a history entry is (resolve)."""
-    if resource.get("medicationCodeableConcept"):
-        return False
-    reference = resource.get("medicationReference")
-    if as_str(as_dict(reference).get("display")):
-        return False
-    rtype, rid = reference_parts(reference)
-    if not rid:
-        return False
-    if rtype == "#":
-        return not any(
-            as_dict(c).get("resourceType") == "Medication" and as_dict(c).get("id") == rid
-            for c in as_list(resource.get("contained"))
-        )
-    return rtype is not None and f"Medication/{rid}" not in medications
+    """An order whose drug nothing at hand names: it refers to a Medication that was not read
+    (medications), to a contained one that is not there, or to one that carries no code and no
+    text. A reference whose display names the drug is identified by that text, as a history entry
+    is (resolve)."""
+    if resource.get("medicationCodeableConcept") or not resource.get("medicationReference"):
+        return False  # named by its own concept, or no medication order at all (a lab order)
+    concept = medication_concept(resource, medications)
+    return not codings(concept) and not as_str(concept.get("text"))
 
 
 def _intents(resource: dict[str, Any], intent_suffixes: tuple[str, ...]) -> frozenset[str]:

@@ -611,6 +611,30 @@ def test_an_order_whose_unread_medication_is_named_by_display_as_another_drug_ge
     assert post(client, "tdm1-order-sign", body).get_json() == {"cards": []}
 
 
+@pytest.mark.parametrize("code", [None, {}, {"text": ""}])
+def test_a_draft_whose_medication_carries_no_code_is_said(client: FlaskClient, frozen_now, code) -> None:
+    """The Medication was sent (beside the order in draftOrders) but names no drug: it may be T-DM1."""
+    medication: dict = {"resourceType": "Medication", "id": "m-blank"}
+    if code is not None:
+        medication["code"] = code
+    draft = _draft_by_reference({"reference": "Medication/m-blank"})
+    body = fb.hook_request(
+        "order-sign", drafts=[draft, medication], history=fb.metastatic_history(prior_her2=False)
+    )
+    response = post(client, "tdm1-order-sign", body)
+    assert codes(response) == {"data-unavailable"}
+    assert "carries no code" in response.get_json()["cards"][0]["detail"]
+
+
+def test_a_draft_whose_medication_names_another_drug_gets_no_card(client: FlaskClient, frozen_now) -> None:
+    medication = {"resourceType": "Medication", "id": "m-ond", "code": {"text": "ondansetron 8 mg tablet"}}
+    draft = _draft_by_reference({"reference": "Medication/m-ond"})
+    body = fb.hook_request(
+        "order-sign", drafts=[draft, medication], history=fb.metastatic_history(prior_her2=False)
+    )
+    assert post(client, "tdm1-order-sign", body).get_json() == {"cards": []}
+
+
 def test_a_draft_naming_a_contained_medication_that_is_not_there_is_said(
     client: FlaskClient, frozen_now
 ) -> None:
