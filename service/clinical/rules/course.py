@@ -41,10 +41,19 @@ def early_recurrence(early: list[TherapyEvent], since: datetime | None, months: 
     """
     if any(e.still_taken for e in early):
         return True
-    ends = [e.last_date for e in early if e.last_date]
-    if not ends or since is None:
+    if since is None or not any(e.last_date for e in early):
         return None
-    return add_months(max(ends), months) >= since
+    return bool(recurrence_window_therapy(early, since, months))
+
+
+def recurrence_window_therapy(early: list[TherapyEvent], since: datetime, months: int) -> list[TherapyEvent]:
+    """The (neo)adjuvant therapy that makes a recurrence at `since` early (early_recurrence): still
+    taken, or last recorded no more than `months` before it."""
+    return [
+        e
+        for e in early
+        if e.still_taken or (e.last_date is not None and add_months(e.last_date, months) >= since)
+    ]
 
 
 def placement(event: TherapyEvent, record: PatientRecord, terminology: Terminology) -> Placement:

@@ -93,17 +93,21 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
     lines = count_lines(advanced, record.progression, same_regimen)
     # Adjuvant T-DM1 (KATHERINE) is trastuzumab-based (neo)adjuvant therapy too (ASCO Rec 5.0), as
     # first-line-use counts it: a recurrence months after it is second line, where T-DXd is preferred.
+    # ASCO Rec 5.0: (neo)adjuvant therapy still taken, or ended <= 12 months, at the recurrence;
+    # never without a recurrence date. The card names that therapy, not a course long ended.
+    window = knowledge.value("guideline.adjuvant-recurrence-window")["months"]
+    since = record.metastatic_since
     early = [e for e, where in placed if where == "early"]
-    early_recurrence = _early_recurrence(ctx, early)
+    recent = course.recurrence_window_therapy(early, since, window) if since is not None else []
+    early_recurrence = bool(recent)
     prior = lines + (1 if early_recurrence else 0)
     if prior != 1:
         return []
     facts = {
         "prior": (
             "(neo)adjuvant HER2-directed therapy ("
-            + ", ".join(sorted({terminology.display(e.family) for e in _within_window(ctx, early)}))
-            + ") ending ≤ "
-            f"{knowledge.value('guideline.adjuvant-recurrence-window')['months']} months before recurrence"
+            + ", ".join(sorted({terminology.display(e.family) for e in recent}))
+            + f") ending ≤ {window} months before recurrence"
             if early_recurrence
             else ", ".join(sorted({terminology.display(e.family) for e in advanced}))
         ),
@@ -124,27 +128,6 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
             suggestions=_suggestions(ctx),
             sources=(*sources, "guideline.tdxd-ild", "dosing.tdxd-breast-start"),
         )
-    ]
-
-
-def _early_recurrence(ctx: RuleContext, early: list[TherapyEvent]) -> bool:
-    """ASCO Rec 5.0: HER2-directed (neo)adjuvant therapy still taken, or ended ≤ 12 months, at the
-    recurrence (course.early_recurrence); never without a recurrence date."""
-    since = ctx.record.metastatic_since
-    months = ctx.params.knowledge.value("guideline.adjuvant-recurrence-window")["months"]
-    return since is not None and course.early_recurrence(early, since, months) is True
-
-
-def _within_window(ctx: RuleContext, early: list[TherapyEvent]) -> list[TherapyEvent]:
-    """The (neo)adjuvant therapy that makes the recurrence early (_early_recurrence): still taken, or
-    last recorded ≤ 12 months before it. The card names these, not a course that ended long before."""
-    since = ctx.record.metastatic_since
-    months = ctx.params.knowledge.value("guideline.adjuvant-recurrence-window")["months"]
-    return [
-        e
-        for e in early
-        if e.still_taken
-        or (since is not None and e.last_date is not None and course.add_months(e.last_date, months) >= since)
     ]
 
 
