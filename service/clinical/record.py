@@ -1307,27 +1307,35 @@ def _passed_over(kind: str, results: list[Result]) -> list[str]:
 
     Without this note the rules would grade last week's normal count while yesterday's, in a unit
     the service cannot convert, said nothing. With no readable result at all, the missing-lab card
-    already names the unreadable one. One drawn when the readable one was is no newer result: a lab
-    that sends the preliminary and the final result of one sample as two Observations gives both its
-    collection time, and the final one is the result, not a reason to check.
+    already names the unreadable one. Which results are newer: unread_newer.
     """
-    # Misdated ones are said above; one recording no value (not performed) is no newer result.
-    dated = [r for r in results if r.placed]
-    unread = []
-    for result in dated:  # newest first
+    unread, result = unread_newer(results)
+    if result is None or not unread:
+        return []
+    return [
+        f"The newest {RESULT_NAMES.get(kind, kind)} ({unread[0].when.date().isoformat()}) could "
+        f"not be read ({unread[0].problem})"
+        + (f", nor {len(unread) - 1} more after the one used" if len(unread) > 1 else "")
+        + f"; the checks read the older one of {result.when.date().isoformat()} "
+        f"({_shown(result)}). Check the newer result before the dose."
+    ]
+
+
+def unread_newer(results: Iterable[Result]) -> tuple[list[Result], Result | None]:
+    """(the results that cannot be read and are newer than the newest readable one, newest first;
+    that readable one, or None when there is none).
+
+    Only placed results count: a misdated one cannot be the newest, and one recording no value (not
+    performed) is no newer result. One drawn when the readable one was is no newer result either: a
+    lab that sends the preliminary and the final result of one sample gives both its draw time."""
+    unread: list[Result] = []
+    for result in results:  # newest first; ties in the order received
+        if not result.placed:
+            continue
         if result.readable:
-            unread = [r for r in unread if r.when > result.when]  # ties sort in the order received
-            if unread:
-                return [
-                    f"The newest {RESULT_NAMES.get(kind, kind)} ({unread[0].when.date().isoformat()}) could "
-                    f"not be read ({unread[0].problem})"
-                    + (f", nor {len(unread) - 1} more after the one used" if len(unread) > 1 else "")
-                    + f"; the checks read the older one of {result.when.date().isoformat()} "
-                    f"({_shown(result)}). Check the newer result before the dose."
-                ]
-            return []
+            return [r for r in unread if r.when > result.when], result
         unread.append(result)
-    return []
+    return unread, None
 
 
 def _shown(result: Result, *, with_comparator: bool = True) -> str:

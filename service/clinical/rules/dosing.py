@@ -28,6 +28,7 @@ from service.clinical.record import (
     quantity_dose,
     range_dose,
     request_dose,
+    unread_newer,
 )
 from service.clinical.resources import as_dict, as_list, as_str
 from service.clinical.suggestions import InvalidSuggestion, validated
@@ -163,16 +164,8 @@ def unreadable_newest_weight(record: PatientRecord, at: datetime) -> Result | No
     there is no newer weight than the older readable one, which stands. Nor is one weighed when a
     readable weight was (a preliminary and a final Observation of one weighing): that one stands.
     """
-    newest = None
-    for result in record.results_of("weight"):  # newest first; ties in the order received
-        if result.when > at or not result.placed:
-            continue
-        if newest is not None and result.when < newest.when:
-            break
-        if result.readable:
-            return None
-        newest = newest or result
-    return newest
+    unread, _readable = unread_newer(r for r in record.results_of("weight") if r.when <= at)
+    return unread[0] if unread else None
 
 
 def ordered_dose(ctx: RuleContext) -> OrderedDose:
