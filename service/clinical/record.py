@@ -368,19 +368,22 @@ def quantity_dose(quantity: Any) -> Dose | None:
     return None
 
 
+def dose_and_rates(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each dosageInstruction.doseAndRate entry of an order that is an object, in order."""
+    for instruction in as_list(resource.get("dosageInstruction")):
+        if isinstance(instruction, dict):
+            for dose_and_rate in as_list(instruction.get("doseAndRate")):
+                if isinstance(dose_and_rate, dict):
+                    yield dose_and_rate
+
+
 def _request_doses(resource: dict[str, Any]) -> Iterator[Dose]:
     """Each dose the order states (doseAndRate.doseQuantity in mg/kg or mg, or a doseRange whose
     bounds are one dose), in order."""
-    for instruction in as_list(resource.get("dosageInstruction")):
-        if not isinstance(instruction, dict):
-            continue
-        for dose_and_rate in as_list(instruction.get("doseAndRate")):
-            if isinstance(dose_and_rate, dict):
-                dose = quantity_dose(dose_and_rate.get("doseQuantity")) or range_dose(
-                    dose_and_rate.get("doseRange")
-                )
-                if dose:
-                    yield dose
+    for dose_and_rate in dose_and_rates(resource):
+        dose = quantity_dose(dose_and_rate.get("doseQuantity")) or range_dose(dose_and_rate.get("doseRange"))
+        if dose:
+            yield dose
 
 
 def range_bounds(dose_range: Any) -> tuple[Dose, Dose] | None:

@@ -43,8 +43,8 @@ import dataclasses
 from datetime import timedelta
 
 from service.clinical.findings import Action, Finding, RuleContext, Suggestion
-from service.clinical.record import MEDICATION_HISTORY, TherapyEvent, range_bounds
-from service.clinical.resources import as_dict, as_list
+from service.clinical.record import MEDICATION_HISTORY, TherapyEvent, dose_and_rates, range_bounds
+from service.clinical.resources import as_dict
 from service.clinical.rules import course, derived, dosing
 from service.clinical.rules.base import Rule
 from service.clinical.terminology import TDM1
@@ -54,26 +54,21 @@ SOURCES = ("dosing.maximum", "dosing.reduction-ladder")
 
 
 def _has_dose_quantity(resource: dict) -> bool:
-    return any(
-        as_dict(as_dict(dr).get("doseQuantity"))
-        for instruction in as_list(resource.get("dosageInstruction"))
-        for dr in as_list(as_dict(instruction).get("doseAndRate"))
-    )
+    return any(as_dict(dr.get("doseQuantity")) for dr in dose_and_rates(resource))
 
 
 def _dose_range(resource: dict) -> str:
     """The first doseRange of the order as text ("3.6 to 5.4 mg/kg"), or "" when there is none;
     one whose bounds cannot be read as mg or mg/kg is named as such."""
-    for instruction in as_list(resource.get("dosageInstruction")):
-        for dr in as_list(as_dict(instruction).get("doseAndRate")):
-            dose_range = as_dict(dr).get("doseRange")
-            if not as_dict(dose_range):
-                continue
-            bounds = range_bounds(dose_range)
-            if bounds is None:
-                return "bounds not readable in one unit of mg or mg/kg"
-            low, high = bounds
-            return f"{low.value:g} to {high.value:g} {high.unit}"
+    for dr in dose_and_rates(resource):
+        dose_range = dr.get("doseRange")
+        if not as_dict(dose_range):
+            continue
+        bounds = range_bounds(dose_range)
+        if bounds is None:
+            return "bounds not readable in one unit of mg or mg/kg"
+        low, high = bounds
+        return f"{low.value:g} to {high.value:g} {high.unit}"
     return ""
 
 
