@@ -557,7 +557,7 @@ class Store:
         cannot answer: whether to refuse the call then is the caller's (fail closed is safer).
         """
         self._require_schema()
-        key = hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
+        key = _jti_key(jti, issuer)
         now = datetime.now(UTC)
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
@@ -578,7 +578,7 @@ class Store:
     def forget_jti(self, jti: str, issuer: str = "") -> None:
         """Forget a remembered (issuer, jti), as remember_jti keys it: its call had no effect."""
         self._require_schema()
-        key = hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
+        key = _jti_key(jti, issuer)
         try:
             with self.engine.begin() as connection:
                 connection.execute(delete(JwtReplay).where(JwtReplay.key == key))
@@ -587,6 +587,11 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _jti_key(jti: str, issuer: str) -> str:
+    """How the replay table keys an (issuer, jti): a plain hash, never the jti itself."""
+    return hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
 
 
 __all__ = [
