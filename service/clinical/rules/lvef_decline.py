@@ -141,12 +141,16 @@ def _rows(
 
 @dataclass(frozen=True)
 class RepeatDue:
-    """A repeat LVEF the label's table asks for after `lvef`, by `by` (its rows: `bands`)."""
+    """A repeat LVEF the label's table asks for within `days` of `lvef` (its rows: `bands`)."""
 
     lvef: Result
-    by: datetime
+    days: int  # the rows' repeat_within_days
     bands: tuple[tables.Band, ...]
     decided: bool  # a row applies; else the fall from a baseline would decide between rows
+
+    @property
+    def by(self) -> datetime:
+        return self.lvef.when + timedelta(days=self.days)
 
 
 def repeat_due(ctx: RuleContext) -> RepeatDue | None:
@@ -175,9 +179,7 @@ def repeat_due(ctx: RuleContext) -> RepeatDue | None:
     if not asking:
         return None
     days = min(band.row["repeat_within_days"] for band in asking)
-    return RepeatDue(
-        lvef=latest, by=latest.when + timedelta(days=days), bands=tuple(asking), decided=bool(decided)
-    )
+    return RepeatDue(lvef=latest, days=days, bands=tuple(asking), decided=bool(decided))
 
 
 def _previous_on_treatment(record: PatientRecord, latest: Result, first: datetime | None) -> Result | None:

@@ -81,7 +81,7 @@ def _repeat_overdue(ctx: RuleContext, repeat: lvef_decline.RepeatDue) -> list[Fi
             facts={
                 "lvef": tables.shown(lvef),
                 "date": tables.day(lvef.when),
-                "repeat_days": round((repeat.by - lvef.when).total_seconds() / 86400),
+                "repeat_days": repeat.days,
                 "due": tables.day(repeat.by),
                 "dose_on": tables.dose_on(ctx),
                 "instruction": "; ".join(dict.fromkeys(band.instruction() for band in repeat.bands))

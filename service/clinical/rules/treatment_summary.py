@@ -54,11 +54,10 @@ def evaluate(ctx: RuleContext) -> list[Finding]:
         if liver:
             due.append(liver[0] if len(liver) == 1 else f"{', '.join(liver[:-1])} and {liver[-1]}")
             due_short.append("liver tests" if len(liver) > 1 else liver[0])
-        repeat = lvef_decline.repeat_due(ctx)
         if ctx.record.latest("lvef", since=check_at - ctx.params.lvef_interval, until=ctx.now) is None:
             due.append("LVEF (echo or MUGA)")
             due_short.append("LVEF")
-        elif repeat is not None and repeat.by < check_at:
+        elif (repeat := lvef_decline.repeat_due(ctx)) is not None and repeat.by < check_at:
             # The label's "repeat LVEF within 3 weeks" after a borderline LVEF, not the 3-month check.
             due.append(f"repeat LVEF (echo or MUGA), due by {repeat.by.date().isoformat()}")
             due_short.append("LVEF")
