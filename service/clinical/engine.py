@@ -120,8 +120,9 @@ def evaluate_orders(
     """Cards for order-select / order-sign: only for selected T-DM1 orders and its look-alikes.
 
     `unidentified`: selected orders whose drug could not be told, because the Medication they name
-    could not be read (the fetch failed, or nobody sent it) or names no drug (no code, no text). Such an order may be T-DM1: silence
-    would pass for "checked, nothing wrong", so a data-unavailable card says so.
+    could not be read (the fetch failed, or nobody sent it) or names no drug (no code, no text).
+    Such an order may be T-DM1: silence would pass for "checked, nothing wrong", so a
+    data-unavailable card says so.
     """
     targets = [o for o in orders if o.selected and o.is_lookalike]
     unknown_drug = (

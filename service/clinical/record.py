@@ -20,11 +20,12 @@ Only final, amended and corrected results are read. A preliminary lab, weight or
 kept as an unreadable one (PRELIMINARY, its value and date in the reason): never graded, never
 counted as present, but named where unreadable results are; so is one of unknown status
 (NAMED_STATUSES). A preliminary HER2, disease status or stage result is dropped, as are registered
-(no result yet), entered-in-error and cancelled ones. Results that are present but unreadable are kept with the reason, so a rule can say so
-instead of firing on them. One that records no value was obtained (dataAbsentReason,
-Result.absent_reason) is kept as no measurement: it is neither read nor named as unreadable, and an
-older readable result stands, preliminary or not. Dated by issued is readable only when the result has no effective[x] at all: one whose effective[x] is
-there but cannot be read (a garbled date, a Period with no readable bound, a Timing) is kept dated
+(no result yet), entered-in-error and cancelled ones. Results that are present but unreadable are
+kept with the reason, so a rule can say so instead of firing on them. One that records no value was
+obtained (dataAbsentReason, Result.absent_reason) is kept as no measurement: it is neither read nor
+named as unreadable, and an older readable result stands, preliminary or not. Dated by issued is
+readable only when the result has no effective[x] at all: one whose effective[x] is there but
+cannot be read (a garbled date, a Period with no readable bound, a Timing) is kept dated
 by issued, so a card can name it in its window, and unreadable ("effective date unreadable").
 A result with no readable date at all (neither effective[x] nor issued) cannot be placed before or
 after a dose: it is dropped and counted per kind in undated_results, for the hook to say so.
@@ -73,9 +74,9 @@ ALL_CATEGORIES = frozenset({PATIENT, CONDITIONS, OBSERVATIONS}) | MEDICATION_HIS
 
 # FHIR R4 ObservationStatus. Final, amended and corrected results are read. A preliminary one
 # ("verified early results are available, but not all results are final") has a value that may still
-# change: a lab, weight or LVEF result is kept, never graded, and named (PRELIMINARY, _preliminary).
-# Every other status is dropped: registered ("no result yet available") has nothing to name, and
-# entered-in-error and cancelled results were withdrawn; so is unknown, which may be any of them.
+# change: a lab, weight or LVEF result is kept, never graded, and named (NAMED_STATUSES, _preliminary).
+# Registered ("no result yet available") has nothing to name, and entered-in-error and cancelled
+# results were withdrawn: dropped.
 VALID_OBSERVATION_STATUSES = frozenset({"final", "amended", "corrected"})
 # Statuses whose lab, weight or LVEF result is kept unreadable and named, with the problem said.
 # Unknown is "the source system does not know which of the status values applies": it may be a
@@ -1101,13 +1102,13 @@ def build(
         rtype = resource.get("resourceType")
         if rtype == "Observation":
             status = resource.get("status")
-            preliminary = None  # the problem of a status read but not graded (NAMED_STATUSES)
+            status_problem = None  # the problem of a status read but not graded (NAMED_STATUSES)
             if not isinstance(status, str) or status not in VALID_OBSERVATION_STATUSES:
-                preliminary = NAMED_STATUSES.get(status) if isinstance(status, str) else None
-                if preliminary is None:
+                status_problem = NAMED_STATUSES.get(status) if isinstance(status, str) else None
+                if status_problem is None:
                     continue
             kind = terminology.observation_kind(codings(resource.get("code")))
-            if not kind or (preliminary and kind not in RESULT_NAMES):
+            if not kind or (status_problem and kind not in RESULT_NAMES):
                 # HER2, disease status and stage are read from final results only: none is named.
                 continue
             # HER2 and disease status are not results the rules read in a window, so they keep
@@ -1141,7 +1142,7 @@ def build(
                 result = _observation_result(resource, kind, key or "")
                 if result:
                     results.setdefault(kind, []).append(
-                        _preliminary(result, preliminary) if preliminary else result
+                        _preliminary(result, status_problem) if status_problem else result
                     )
                 else:  # counted, so that a card claiming no result at all can be corrected
                     undated[kind] = undated.get(kind, 0) + 1

@@ -49,7 +49,7 @@ def _last(record: PatientRecord, kind: str, since: datetime, until: datetime, no
     last = record.latest(kind, until=until)
     if last is not None:
         return _age(last, now)
-    older = next((r for r in record.results_of(kind) if r.when < since and r.measured and r.placed), None)
+    older = next((r for r in record.results_of(kind) if r.when < since and r.placed), None)
     if older is None:
         return "none on record"
     return f"none readable on record (the newest, on {older.when.date().isoformat()}, could not be read: {older.problem})"
